@@ -1,0 +1,1 @@
+"""Kafka and object-storage I/O, the worker loop, delivery, metrics and health."""

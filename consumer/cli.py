@@ -1,0 +1,203 @@
+"""``fwv2``: the stage's one command.
+
+    fwv2 worker                  run a worker of the consumer group
+    fwv2 stack install|up|down|status  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
+    fwv2 submit FILE...          upload files and produce their AudioReference events
+    fwv2 tail                    read transcripts (and dead letters) from the output topics
+    fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
+    fwv2 bench                   the stage against bare faster-whisper, side by side
+    fwv2 settings                print the effective settings (secrets masked)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from consumer.logs import configure_logging
+from consumer.settings import Settings
+from pipeline.render import FORMATS, render
+from pipeline.types import Granularity
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    from consumer.runner import run_worker
+
+    return asyncio.run(run_worker(settings))
+
+
+def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.stack import EmbeddedStack
+
+    stack = EmbeddedStack(settings, echo=_stderr)
+    if args.action == "install":
+        stack.install()
+    elif args.action == "up":
+        stack.up()
+        _stderr(f"stack ready: kafka {settings.kafka_bootstrap_servers}, s3 http://{settings.s3_endpoint}")
+    elif args.action == "down":
+        stack.down()
+    else:
+        print("running" if stack.is_running() else "stopped")
+    return 0
+
+
+def print_result(result: object, fmt: str, granularities: frozenset[Granularity] | None = None) -> None:
+    from consumer.client import Result
+    from consumer.events import transcript_from_record
+
+    assert isinstance(result, Result)
+    if result.kind == "dead_letter":
+        rec = result.record
+        print(f"# {rec['event_id']}: DEAD LETTER {rec['code']}: {rec['message']}", flush=True)
+        return
+    rec = result.record
+    if fmt == "avro-json":
+        print(json.dumps(rec, ensure_ascii=False, default=str), flush=True)
+        return
+    header = f"# {rec['event_id']} s3://{rec['object']['bucket']}/{rec['object']['key']} ({rec['duration_s']:.1f} s, {rec['profile']}, {rec['timings']['total_s']:.2f} s in the stage)"
+    print(header, flush=True)
+    print(render(transcript_from_record(rec), fmt, granularities), flush=True)
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.client import ResultReader, new_reference, publish_references, upload
+
+    granularities = tuple(Granularity(g) for g in (args.granularity or ["segment"]))
+
+    async def go() -> int:
+        refs = []
+        for path in map(Path, args.files):
+            obj = upload(settings, path)
+            refs.append(
+                new_reference(
+                    obj,
+                    profile=args.profile,
+                    language=args.language,
+                    timestamp_granularities=granularities,
+                    diarization=args.diarization,
+                )
+            )
+            _stderr(f"uploaded {path} -> s3://{obj.bucket}/{obj.key} (event {refs[-1].event_id})")
+        if not args.wait:
+            await publish_references(settings, refs, fmt=args.encoding)
+            return 0
+        async with ResultReader(settings) as reader:
+            await publish_references(settings, refs, fmt=args.encoding)
+            _stderr(f"submitted {len(refs)} event(s); waiting for results (up to {args.timeout:.0f} s)...")
+            wanted = {r.event_id for r in refs}
+            done = 0
+            async def show() -> None:
+                nonlocal done
+                async for result in reader.results():
+                    if result.event_id in wanted:
+                        print_result(result, args.format, frozenset(granularities))
+                        done += 1
+                        if done == len(wanted):
+                            return
+            try:
+                await asyncio.wait_for(show(), args.timeout)
+            except TimeoutError:
+                _stderr(f"timed out: {len(wanted) - done} of {len(wanted)} result(s) missing")
+                return 1
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.client import ResultReader
+
+    async def go() -> int:
+        async with ResultReader(settings, from_beginning=args.from_beginning) as reader:
+            count = 0
+            async for result in reader.results(idle_timeout_s=args.idle_timeout):
+                print_result(result, args.format)
+                count += 1
+                if args.max and count >= args.max:
+                    break
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.demo import run_demo
+
+    return run_demo(settings, keep_stack=args.keep_stack, fmt=args.format)
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer.bench import run_bench
+
+    return run_bench(settings, args)
+
+
+def cmd_settings(settings: Settings, _: argparse.Namespace) -> int:
+    for name, value in sorted(settings.model_dump().items()):
+        print(f"{name.upper()}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fwv2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
+
+    stack = sub.add_parser("stack", help="the embedded Kafka + MinIO stack")
+    stack.add_argument("action", choices=["install", "up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    submit = sub.add_parser("submit", help="upload files and produce their events")
+    submit.add_argument("files", nargs="+")
+    submit.add_argument("--profile", default="whisper-1")
+    submit.add_argument("--language", default=None)
+    submit.add_argument("--granularity", action="append", choices=[g.value for g in Granularity])
+    submit.add_argument("--diarization", default="auto", choices=["auto", "always", "never"])
+    submit.add_argument("--encoding", default="json", choices=["json", "avro"], help="how the event value is written")
+    submit.add_argument("--wait", action="store_true", help="print each result as it arrives")
+    submit.add_argument("--format", default="text", choices=[*FORMATS, "avro-json"])
+    submit.add_argument("--timeout", type=float, default=300.0)
+    submit.set_defaults(func=cmd_submit)
+
+    tail = sub.add_parser("tail", help="print transcripts and dead letters")
+    tail.add_argument("--format", default="text", choices=[*FORMATS, "avro-json"])
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, default=0, help="stop after this many results")
+    tail.add_argument("--idle-timeout", type=float, default=None, help="stop after this many idle seconds")
+    tail.set_defaults(func=cmd_tail)
+
+    demo = sub.add_parser("demo", help="the whole path on the embedded stack with the sample clips")
+    demo.add_argument("--keep-stack", action="store_true", help="leave Kafka and MinIO running afterwards")
+    demo.add_argument("--format", default="text", choices=[*FORMATS, "avro-json"])
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="the stage against bare faster-whisper, in one run")
+    bench.add_argument("--profile", action="append", help="profiles to run (default whisper-1-fast and whisper-1)")
+    bench.add_argument("--repeat", type=int, default=3, help="copies of the sample set per run")
+    bench.add_argument("--files", nargs="*", help="audio files (default: the sample clips)")
+    bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
+    bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
+    bench.set_defaults(func=cmd_bench)
+
+    sub.add_parser("settings", help="print the effective settings").set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return int(args.func(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Fetching audio objects from MinIO or any S3, within the allow-list and the size limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error, ServerError
+
+from consumer.errors import (
+    AccessDeniedError,
+    BucketNotAllowedError,
+    ObjectNotFoundError,
+    ObjectTooLargeError,
+    StorageUnavailableError,
+)
+from consumer.events import ObjectRef
+from consumer.settings import Settings
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchObject"}
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+
+
+@dataclass(frozen=True)
+class Blob:
+    data: bytes
+    etag: str | None
+    size: int
+    content_type: str | None
+
+
+def make_client(settings: Settings) -> Minio:
+    # Short timeouts and no hidden urllib3 retries: the worker owns retry and backoff,
+    # so an outage shows up in its metrics and attempts instead of a silent stall.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5.0, read=60.0),
+        retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
+        maxsize=4,
+    )
+    return Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        http_client=http,
+    )
+
+
+class BlobStore:
+    """Reads one object at a time. Blocking: call it from a thread."""
+
+    def __init__(self, settings: Settings, client: Minio | None = None) -> None:
+        self._client = client or make_client(settings)
+        self._allowed = frozenset(settings.allowed_buckets)
+        self._max_bytes = settings.max_object_bytes
+
+    def check_allowed(self, ref: ObjectRef) -> None:
+        if ref.bucket not in self._allowed:
+            raise BucketNotAllowedError(
+                f"bucket {ref.bucket!r} is not in this stage's allow-list ({', '.join(sorted(self._allowed))})"
+            )
+
+    def fetch(self, ref: ObjectRef) -> Blob:
+        self.check_allowed(ref)
+        where = f"s3://{ref.bucket}/{ref.key}"
+        try:
+            stat = self._client.stat_object(ref.bucket, ref.key, version_id=ref.version_id)
+            size = int(stat.size or 0)
+            if size > self._max_bytes:
+                # Refused from the metadata alone: nothing is downloaded.
+                raise ObjectTooLargeError(f"{where} is {size} bytes; the limit is {self._max_bytes} bytes")
+            response = self._client.get_object(ref.bucket, ref.key, version_id=ref.version_id)
+            try:
+                # Read one byte past the limit so an object that grew after stat is still refused.
+                data = response.read(self._max_bytes + 1)
+            finally:
+                response.close()
+                response.release_conn()
+        except S3Error as exc:
+            raise _map_s3_error(exc, where) from exc
+        except ServerError as exc:
+            raise StorageUnavailableError(f"object store answered {exc.status_code} for {where}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailableError(f"object store unreachable for {where}: {type(exc).__name__}") from exc
+        if len(data) > self._max_bytes:
+            raise ObjectTooLargeError(f"{where} is over the limit of {self._max_bytes} bytes")
+        return Blob(data=data, etag=stat.etag, size=len(data), content_type=stat.content_type)
+
+
+def _map_s3_error(exc: S3Error, where: str) -> Exception:
+    if exc.code in _NOT_FOUND:
+        return ObjectNotFoundError(f"{where} does not exist ({exc.code})")
+    if exc.code in _DENIED:
+        return AccessDeniedError(f"the worker may not read {where} ({exc.code})")
+    if exc.response is not None and exc.response.status >= 500:
+        return StorageUnavailableError(f"object store error {exc.code} for {where}")
+    return ObjectNotFoundError(f"{where} could not be read ({exc.code})")

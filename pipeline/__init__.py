@@ -1,0 +1,1 @@
+"""Audio in, transcript out. Knows nothing of Kafka or object storage."""

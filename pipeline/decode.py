@@ -1,0 +1,123 @@
+"""Any common audio or video container in, 16 kHz mono float32 out.
+
+Decoding is streamed through PyAV (the FFmpeg libraries faster-whisper itself uses) and
+stops as soon as the duration limit is passed, so a decompression bomb costs at most the
+limit. Errors map to the stage's codes, because FFmpeg's own messages do not help a
+producer: a PNG named .wav, a zero-byte file and a file with no audio track each get a
+sentence that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import av
+import numpy as np
+
+from pipeline.errors import AudioTooLongError, EmptyAudioError, UndecodableAudioError
+from pipeline.types import DecodedAudio
+
+SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects
+
+# A decode that yields less than this share of the declared duration is reported as
+# truncated. 0.9 leaves room for encoder padding and imprecise bitrate-based estimates
+# of VBR mp3 durations, which are the usual source of small mismatches.
+TRUNCATION_RATIO = 0.9
+TRUNCATION_MIN_GAP_S = 0.5
+
+# FFmpeg logs every damaged packet at WARNING; the stage reports the outcome instead.
+logging.getLogger("libav").setLevel(logging.ERROR)
+
+
+def decode_audio(data: bytes, max_duration_s: float) -> DecodedAudio:
+    """Decode ``data`` to 16 kHz mono; raise a ``StageError`` subclass when it cannot."""
+    if not data:
+        raise EmptyAudioError("the object is empty (0 bytes)")
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, ValueError, IndexError) as exc:
+        raise UndecodableAudioError(
+            f"not a readable audio or video file ({type(exc).__name__}); "
+            "supported: wav, mp3, flac, ogg/opus, m4a/aac, and the audio track of mp4/webm/mkv"
+        ) from exc
+    with container:
+        if not container.streams.audio:
+            raise UndecodableAudioError("the file has no audio track")
+        stream = container.streams.audio[0]
+        declared = _declared_duration(container, stream)
+        if declared is not None and declared > max_duration_s:
+            raise AudioTooLongError(
+                f"the file declares {declared:.1f} s of audio; the limit is {max_duration_s:.0f} s"
+            )
+        samples, damaged = _decode_stream(container, stream, max_duration_s)
+
+    duration = len(samples) / SAMPLE_RATE
+    if len(samples) == 0:
+        raise UndecodableAudioError("the audio track holds no decodable samples")
+    warnings: list[str] = []
+    if damaged:
+        warnings.append("DAMAGED_AUDIO: some packets could not be decoded and were skipped")
+    if (
+        declared is not None
+        and duration < declared * TRUNCATION_RATIO
+        and declared - duration > TRUNCATION_MIN_GAP_S
+    ):
+        warnings.append(f"TRUNCATED_AUDIO: decoded {duration:.1f} s of the {declared:.1f} s the file declares")
+    return DecodedAudio(
+        samples=samples,
+        sample_rate=SAMPLE_RATE,
+        duration_s=duration,
+        declared_duration_s=declared,
+        warnings=tuple(warnings),
+    )
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _decode_stream(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, max_duration_s: float
+) -> tuple[np.ndarray, bool]:
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    limit = int(max_duration_s * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
+    damaged = False
+
+    def take(frames: list[av.AudioFrame]) -> None:
+        nonlocal total
+        for frame in frames:
+            chunk = frame.to_ndarray().reshape(-1)
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise AudioTooLongError(f"the audio is longer than the limit of {max_duration_s:.0f} s")
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError:
+            # A damaged container after some good data: keep what decoded.
+            damaged = True
+            break
+        try:
+            for frame in packet.decode():
+                take(resampler.resample(frame))
+        except av.FFmpegError:
+            damaged = True
+    take(resampler.resample(None))  # flush the resampler's buffered tail
+
+    if not chunks:
+        return np.zeros(0, dtype=np.float32), damaged
+    pcm = np.concatenate(chunks)
+    del chunks
+    return pcm.astype(np.float32) / 32768.0, damaged

