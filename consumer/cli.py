@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="the stage against bare faster-whisper, in one run")
     bench.add_argument("--profile", action="append", help="profiles to run (default whisper-1-fast and whisper-1)")
-    bench.add_argument("--repeat", type=int, default=3, help="copies of the sample set per run")
+    bench.add_argument("--repeat", type=int, default=5, help="copies of the sample set per run")
+    bench.add_argument("--rounds", type=int, default=2, help="runs per profile, to see the noise")
     bench.add_argument("--files", nargs="*", help="audio files (default: the sample clips)")
     bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")

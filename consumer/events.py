@@ -10,7 +10,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consumer.avro import AUDIO_REFERENCE, DEAD_LETTER, TRANSCRIPT_EVENT, is_single_object, load_schema
 from consumer.errors import InvalidEventError, MalformedEventError
@@ -63,6 +64,20 @@ class AudioReference(BaseModel):
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     metadata: dict[str, str] = Field(default_factory=dict)
     produced_at: datetime | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        # Checked here so a typo is the producer's INVALID_EVENT, not a model failure later.
+        if value is not None and value.lower() not in _LANGUAGE_CODES:
+            raise ValueError(f"unknown language code {value!r}; use an ISO 639-1 code Whisper knows, or null")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _speaker_bounds(self) -> AudioReference:
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError(f"min_speakers ({self.min_speakers}) is above max_speakers ({self.max_speakers})")
+        return self
 
     @field_validator("metadata")
     @classmethod
@@ -123,10 +138,14 @@ def parse_audio_reference(value: bytes | None) -> AudioReference:
 
 
 def peek_event_id(value: bytes | None) -> str | None:
-    """Best-effort event_id of an unreadable record, for logs and dead letters."""
+    """Best-effort event_id of an unreadable record (JSON or Avro), for logs and dead letters."""
+    raw: Any
     try:
-        raw = json.loads(value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        if value and is_single_object(value):
+            raw = load_schema(AUDIO_REFERENCE).decode(value)
+        else:
+            raw = json.loads(value or b"")
+    except Exception:  # noqa: BLE001 - unreadable is an answer here, not an error
         return None
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     return event_id[:256] if isinstance(event_id, str) else None
@@ -142,6 +161,7 @@ def transcript_record(
     *,
     blob_etag: str | None,
     blob_size: int | None,
+    blob_content_type: str | None = None,
     fetch_s: float,
     total_s: float,
     group: str,
@@ -151,7 +171,12 @@ def transcript_record(
     words_wanted = ref.to_request().word_timestamps
     return {
         "event_id": ref.event_id,
-        "object": {**ref.object.model_dump(), "etag": blob_etag or ref.object.etag, "size_bytes": blob_size},
+        "object": {
+            **ref.object.model_dump(),
+            "etag": blob_etag or ref.object.etag,
+            "size_bytes": blob_size,
+            "content_type": ref.object.content_type or blob_content_type,
+        },
         "model": transcript.model,
         "profile": transcript.profile,
         "task": transcript.task.value,

@@ -53,6 +53,10 @@ class Outcome:
     code: str | None = None
 
 
+class Abandoned(Exception):  # noqa: N818 - a control-flow signal, not a failure of the event
+    """The worker is stopping: leave the event unpublished and uncommitted for the next owner."""
+
+
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
@@ -83,10 +87,12 @@ class Worker:
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the event in flight, commit and leave the group."""
         s = self.settings
+        self._stop = stop
         self._producer = make_producer(s, "worker")
         self._consumer = make_consumer(s, group_id=s.kafka_group_id)
         self._consumer.subscribe([s.kafka_input_topic], listener=_DrainOnRevoke(self))
@@ -109,7 +115,10 @@ class Worker:
         assert self._consumer is not None
         self.idle.clear()
         try:
-            outcome = await self.handle(record, stop)
+            try:
+                outcome = await self.handle(record, stop)
+            except Abandoned:  # the dead letter itself could not be published before shutdown
+                outcome = None
             if outcome is None:
                 return  # abandoned during shutdown: not published, not committed, redelivered later
             tp = TopicPartition(record.topic, record.partition)
@@ -151,6 +160,9 @@ class Worker:
                         return None  # shutting down: leave the event for the next owner
                     except TimeoutError:
                         pass
+        except Abandoned as exc:
+            log.warning("event_abandoned", reason=str(exc))
+            return None
         except Exception as exc:  # noqa: BLE001 - every failure must end as a dead letter, not a crash
             return await self._dead_letter(record, exc, event_id, max(attempts, 1), started)
         finally:
@@ -170,6 +182,7 @@ class Worker:
             transcript,
             blob_etag=blob.etag,
             blob_size=blob.size,
+            blob_content_type=blob.content_type,
             fetch_s=fetch_s,
             total_s=total_s,
             group=self.settings.kafka_group_id,
@@ -223,7 +236,12 @@ class Worker:
         return Outcome("dead_lettered", self.settings.kafka_dead_letter_topic, attempts, value["code"])
 
     async def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Send and wait for the broker's acknowledgement; broker trouble is retried, never skipped."""
+        """Send and wait for the broker's acknowledgement.
+
+        A retriable broker error (leader moving, broker restarting) is retried with backoff for
+        as long as it lasts: skipping would lose the event. Only shutdown ends the wait, by
+        abandoning the event uncommitted. A non-retriable error (a record too large) is raised.
+        """
         assert self._producer is not None
         attempt = 0
         while True:
@@ -232,13 +250,15 @@ class Worker:
                 await self._producer.send_and_wait(topic, value=value, key=key)
                 return
             except KafkaError as exc:
-                if not getattr(exc, "retriable", False) and attempt >= self.settings.max_attempts:
+                if not exc.retriable:
                     raise
+                if self._stop.is_set():
+                    raise Abandoned(f"shutting down while {topic} is unavailable") from exc
                 delay = self._backoff(attempt)
                 log.warning("publish_retry", topic=topic, error=repr(exc), attempt=attempt, delay_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
+        """Exponential backoff, capped, with "equal jitter": uniform in [ceiling / 2, ceiling]."""
         ceiling = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)

@@ -121,6 +121,8 @@ class Transcriber:
             segments = tuple(_segment(i, s) for i, s in enumerate(raw_segments))
         except MemoryError as exc:
             raise ResourceExhaustedError(f"out of memory while transcribing: {exc}") from exc
+        except ValueError as exc:
+            raise TranscriptionError(f"the model refused the request: {exc}") from exc
         except RuntimeError as exc:
             if "out of memory" in str(exc).lower():
                 raise ResourceExhaustedError(f"device out of memory while transcribing: {exc}") from exc

@@ -47,7 +47,7 @@ class TranscriptionRequest:
     @property
     def word_timestamps(self) -> bool:
         # Speakers are attached word by word, so asking for speakers implies words internally.
-        return bool(self.granularities & {Granularity.WORD, Granularity.SPEAKER})
+        return Granularity.WORD in self.granularities or self.wants_speakers
 
     @property
     def wants_speakers(self) -> bool:

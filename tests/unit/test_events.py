@@ -53,6 +53,8 @@ def test_unreadable_values_are_malformed(value: bytes) -> None:
         ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "task": "summarise"}, "task"),
         ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "min_speakers": "two"}, "min_speakers"),
         ({"event_id": 5, "object": {"bucket": "audio", "key": "k"}}, "event_id"),
+        ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "language": "xx"}, "language"),
+        ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "min_speakers": 4, "max_speakers": 2}, "min_speakers"),
     ],
 )
 def test_wrong_fields_are_invalid_and_named(event: dict[str, object], field: str) -> None:
@@ -71,3 +73,10 @@ def test_peek_event_id_is_best_effort() -> None:
     assert peek_event_id(b'{"event_id": "abc", "object": 3}') == "abc"
     assert peek_event_id(b"\xff") is None
     assert peek_event_id(b'{"event_id": 7}') is None
+
+
+def test_peek_reads_avro_too() -> None:
+    from consumer.events import AudioReference, ObjectRef
+
+    ref = AudioReference(event_id="avro-1", object=ObjectRef(bucket="audio", key="k"))
+    assert peek_event_id(ref.to_avro()) == "avro-1"
