@@ -33,7 +33,7 @@ def _common(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def make_producer(settings: Settings, client_suffix: str = "producer") -> AIOKafkaProducer:
+def make_producer(settings: Settings, client_suffix: str = "producer", **extra: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **_common(settings),
         client_id=f"{settings.kafka_client_id}-{client_suffix}",
@@ -41,6 +41,7 @@ def make_producer(settings: Settings, client_suffix: str = "producer") -> AIOKaf
         enable_idempotence=True,
         max_request_size=MAX_RECORD_BYTES,
         linger_ms=0,
+        **extra,
     )
 
 

@@ -91,8 +91,28 @@ class Settings(BaseSettings):
 
     # --- Worker behaviour --------------------------------------------------------------
     worker_pool: str = Field("cpu", description="Name of this worker pool (cpu or gpu), reported in transcripts.")
-    max_attempts: int = Field(4, ge=1, description="Attempts for a retriable failure before it is dead-lettered.")
-    retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each attempt, with jitter.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description=(
+            "at_least_once: publish, wait for the acknowledgement, then commit. exactly_once: publish and "
+            "commit the input offset in one Kafka transaction; downstream must read with read_committed."
+        ),
+    )
+    dedupe_capacity: int = Field(
+        100_000, ge=0, description="event_ids remembered as done; a redelivered or republished one is skipped."
+    )
+    dedupe_window: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "On partition assignment, the worker reads this many of the latest records of the matching "
+            "output and dead-letter partitions to learn which event_ids are already done."
+        ),
+    )
+    # 8 attempts with a 1 s first delay doubling to a 30 s cap wait about 90 s in all: enough
+    # to ride out an object-store restart, short enough that a real outage reaches the DLQ.
+    max_attempts: int = Field(8, ge=1, description="Attempts for a retriable failure before it is dead-lettered.")
+    retry_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each attempt, with jitter.")
     retry_backoff_max_s: float = Field(30.0, ge=0)
     shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM waits this long for in-flight work.")
 

@@ -1,29 +1,31 @@
-"""The worker loop: consume, fetch, decode, transcribe, publish, commit.
-
-Processing guarantee: at-least-once. An input offset is committed only after the broker
-acknowledged the transcript or the dead letter (acks=all, idempotent producer). A crash
-between publish and commit means the event is processed again by whoever owns the
-partition next.
+"""The worker loop: consume, check, fetch, decode, transcribe, publish, commit.
 
 One event is processed at a time per worker; scale out with partitions and workers.
-Inference runs in a dedicated thread, so the event loop keeps heartbeating, and a
-rebalance waits for the event in flight to be published and committed before the
-partitions move (``on_partitions_revoked``), so two workers never both publish it.
+Inference runs in a dedicated thread, so the event loop keeps heartbeating and serving
+health checks. Delivery (publish, then commit; or both in one transaction) follows
+``PROCESSING_GUARANTEE`` (``consumer.delivery``).
+
+- A rebalance waits for the event in flight to be delivered before the partitions move
+  (``on_partitions_revoked``), so two workers never both publish it.
+- A retriable failure does not block other partitions: the event's partition is paused and
+  rewound to the event, and resumed when its backoff is over; other partitions go on.
+- An event whose event_id already has a transcript (``consumer.dedupe``) is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
+from consumer import dedupe
+from consumer.delivery import Abandoned, Delivery, backoff, make_delivery
 from consumer.events import (
     AudioReference,
     dead_letter_record,
@@ -33,12 +35,14 @@ from consumer.events import (
     peek_event_id,
     transcript_record,
 )
-from consumer.kafka import make_consumer, make_producer
+from consumer.kafka import make_consumer
 from consumer.logs import get_logger
+from consumer.metrics import WorkerMetrics
 from consumer.settings import Settings
 from consumer.storage import BlobStore
 from pipeline.errors import StageError
 from pipeline.stage import Pipeline
+from pipeline.types import DiarizationStatus, Transcript
 
 log = get_logger("fwv2.worker")
 
@@ -47,14 +51,23 @@ log = get_logger("fwv2.worker")
 class Outcome:
     """What became of one input record."""
 
-    status: str  # "transcribed" | "dead_lettered"
-    topic: str
-    attempts: int
+    status: str  # "transcribed" | "dead_lettered" | "duplicate"
     code: str | None = None
 
 
-class Abandoned(Exception):  # noqa: N818 - a control-flow signal, not a failure of the event
-    """The worker is stopping: leave the event unpublished and uncommitted for the next owner."""
+@dataclass(frozen=True)
+class RetryLater:
+    """A retriable failure: try the same record again after ``delay_s``."""
+
+    error: StageError
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class _PendingRetry:
+    offset: int
+    attempts: int
+    due: float
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -63,112 +76,162 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # aiokafka awaits this before rejoining: finishing the event in flight here means
-        # it is committed by us, not processed a second time by the partition's next owner.
+        # it is delivered by us, not processed a second time by the partition's next owner.
         await self._worker.idle.wait()
+        for tp in revoked:
+            self._worker.retries.pop(tp, None)
         if revoked:
-            log.info("partitions_revoked", partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in revoked))
+            log.info("partitions_revoked", partitions=_names(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._worker.assigned = frozenset(assigned)
-        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in assigned))
+        worker = self._worker
+        worker.assigned = frozenset(assigned)
+        learned = await dedupe.warm(worker.settings, worker.done, (tp.partition for tp in assigned))
+        log.info("partitions_assigned", partitions=_names(assigned), known_done=learned)
+
+
+def _names(tps: set[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}-{tp.partition}" for tp in tps)
 
 
 class Worker:
-    def __init__(self, settings: Settings, pipeline: Pipeline, store: BlobStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        store: BlobStore | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.store = store or BlobStore(settings)
+        self.metrics = metrics or WorkerMetrics()
         self.idle = asyncio.Event()
         self.idle.set()
+        self.started = asyncio.Event()
         self.assigned: frozenset[TopicPartition] = frozenset()
+        self.retries: dict[TopicPartition, _PendingRetry] = {}
+        self.done = dedupe.RecentEvents(settings.dedupe_capacity)
         self.processed = 0
+        self.last_poll = time.monotonic()
+        self._lag_updated = 0.0
         # One inference thread: the model is not shared between threads, and CTranslate2
         # already spreads one call over CPU_THREADS cores.
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._stop = asyncio.Event()
+        self._delivery: Delivery | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the event in flight, commit and leave the group."""
         s = self.settings
-        self._stop = stop
-        self._producer = make_producer(s, "worker")
-        self._consumer = make_consumer(s, group_id=s.kafka_group_id)
+        isolation = "read_committed" if s.processing_guarantee == "exactly_once" else "read_uncommitted"
+        self._consumer = make_consumer(s, group_id=s.kafka_group_id, isolation_level=isolation)
         self._consumer.subscribe([s.kafka_input_topic], listener=_DrainOnRevoke(self))
-        await self._producer.start()
+        self._delivery = make_delivery(s, self._consumer, stop)
+        await self._delivery.start()
         try:
             await self._consumer.start()
-            log.info("worker_started", group=s.kafka_group_id, topic=s.kafka_input_topic, model=self.pipeline.transcriber.info.name)
+            self.started.set()
+            log.info("worker_started", group=s.kafka_group_id, topic=s.kafka_input_topic, guarantee=s.processing_guarantee)
             while not stop.is_set():
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=1)
+                self._resume_due_partitions()
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=1)
+                self.last_poll = time.monotonic()
                 for records in batches.values():
                     for record in records:
-                        await self._process_and_commit(record, stop)
+                        await self._process(record, stop)
+                await self._update_lag()
         finally:
+            self.started.clear()
             await self._consumer.stop()
-            await self._producer.stop()
+            await self._delivery.stop()
             self._inference.shutdown(wait=False, cancel_futures=True)
             log.info("worker_stopped", processed=self.processed)
 
-    async def _process_and_commit(self, record: ConsumerRecord, stop: asyncio.Event) -> None:
+    def _resume_due_partitions(self) -> None:
         assert self._consumer is not None
+        now = time.monotonic()
+        for tp, pending in list(self.retries.items()):
+            if pending.due <= now and tp in self._consumer.paused():
+                self._consumer.resume(tp)
+
+    async def _update_lag(self) -> None:
+        """Records behind each assigned partition's end, at most once a second."""
+        assert self._consumer is not None
+        if time.monotonic() - self._lag_updated < 1.0:
+            return
+        self._lag_updated = time.monotonic()
+        for tp in self.assigned:
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:  # revoked since; the next assignment resets the set
+                continue
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+    async def _process(self, record: ConsumerRecord, stop: asyncio.Event) -> None:
+        assert self._consumer is not None and self._delivery is not None
+        tp = TopicPartition(record.topic, record.partition)
+        pending = self.retries.get(tp)
+        attempt = pending.attempts + 1 if pending and pending.offset == record.offset else 1
         self.idle.clear()
+        self.metrics.active.inc()
         try:
-            try:
-                outcome = await self.handle(record, stop)
-            except Abandoned:  # the dead letter itself could not be published before shutdown
-                outcome = None
-            if outcome is None:
-                return  # abandoned during shutdown: not published, not committed, redelivered later
-            tp = TopicPartition(record.topic, record.partition)
-            try:
-                await self._consumer.commit({tp: record.offset + 1})
-            except (CommitFailedError, IllegalStateError) as exc:
-                # The group moved the partition on; its next owner will see the event again.
-                log.warning("commit_failed", error=str(exc), partition=record.partition, offset=record.offset)
-            self.processed += 1
+            result = await self.handle(record, attempt)
+            if isinstance(result, RetryLater):
+                # Pause only this partition and rewind to the event; the others go on.
+                self._consumer.pause(tp)
+                self._consumer.seek(tp, record.offset)
+                self.retries[tp] = _PendingRetry(record.offset, attempt, time.monotonic() + result.delay_s)
+                self.metrics.retries.labels(result.error.code.value).inc()
+                return
+            self.retries.pop(tp, None)
+            if result is not None:
+                self.processed += 1
+                self.metrics.last_success.set(time.time())
+        except Abandoned as exc:
+            log.warning("event_abandoned", reason=str(exc), partition=record.partition, offset=record.offset)
         finally:
+            self.metrics.active.dec()
             self.idle.set()
 
-    async def handle(self, record: ConsumerRecord, stop: asyncio.Event) -> Outcome | None:
-        """Turn one input record into exactly one published output; None if abandoned on shutdown."""
+    async def handle(self, record: ConsumerRecord, attempt: int = 1) -> Outcome | RetryLater:
+        """Turn one input record into exactly one delivered outcome, or a request to retry it later."""
         started = time.perf_counter()
         event_id = peek_event_id(record.value)
+        self.metrics.consumed.labels(record.topic).inc()
         structlog.contextvars.bind_contextvars(
-            event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset
+            event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset, attempt=attempt
         )
-        attempts = 0
         try:
             ref = parse_audio_reference(record.value)
-            structlog.contextvars.bind_contextvars(event_id=ref.event_id, profile=ref.profile)
             event_id = ref.event_id
-            request = ref.to_request()
-            self.pipeline.check_request(request)
+            structlog.contextvars.bind_contextvars(event_id=ref.event_id, profile=ref.profile)
+            if ref.event_id in self.done:
+                assert self._delivery is not None
+                await self._delivery.skip(record)
+                self.metrics.duplicates.inc()
+                log.info("event_duplicate_skipped", outcome="duplicate")
+                return Outcome("duplicate")
+            self.pipeline.check_request(ref.to_request())
             self.store.check_allowed(ref.object)
-            while True:
-                attempts += 1
-                try:
-                    return await self._transcribe_and_publish(record, ref, started, attempts)
-                except StageError as exc:
-                    if not exc.retriable or attempts >= self.settings.max_attempts:
-                        raise
-                    delay = self._backoff(attempts)
-                    log.warning("retrying", code=exc.code.value, error=exc.message, attempt=attempts, delay_s=round(delay, 2))
-                    try:
-                        await asyncio.wait_for(stop.wait(), timeout=delay)
-                        return None  # shutting down: leave the event for the next owner
-                    except TimeoutError:
-                        pass
-        except Abandoned as exc:
-            log.warning("event_abandoned", reason=str(exc))
-            return None
+            return await self._transcribe_and_deliver(record, ref, started, attempt)
+        except StageError as exc:
+            if exc.retriable and attempt < self.settings.max_attempts:
+                delay = backoff(self.settings, attempt)
+                log.warning("retry_scheduled", code=exc.code.value, error=exc.message, delay_s=round(delay, 2))
+                return RetryLater(exc, delay)
+            return await self._dead_letter(record, exc, event_id, attempt, started)
+        except Abandoned:
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure must end as a dead letter, not a crash
-            return await self._dead_letter(record, exc, event_id, max(attempts, 1), started)
+            return await self._dead_letter(record, exc, event_id, attempt, started)
         finally:
             structlog.contextvars.clear_contextvars()
 
-    async def _transcribe_and_publish(
+    async def _transcribe_and_deliver(
         self, record: ConsumerRecord, ref: AudioReference, started: float, attempts: int
     ) -> Outcome:
         loop = asyncio.get_running_loop()
@@ -176,20 +239,26 @@ class Worker:
         blob = await asyncio.to_thread(self.store.fetch, ref.object)
         fetch_s = time.perf_counter() - fetch_started
         transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, ref.to_request())
-        total_s = time.perf_counter() - started
-        record_value = transcript_record(
-            ref,
-            transcript,
-            blob_etag=blob.etag,
-            blob_size=blob.size,
-            blob_content_type=blob.content_type,
-            fetch_s=fetch_s,
-            total_s=total_s,
-            group=self.settings.kafka_group_id,
-            pool=self.settings.worker_pool,
-            host=self.settings.host,
+        value = encode_transcript(
+            transcript_record(
+                ref,
+                transcript,
+                blob_etag=blob.etag,
+                blob_size=blob.size,
+                blob_content_type=blob.content_type,
+                fetch_s=fetch_s,
+                total_s=time.perf_counter() - started,
+                group=self.settings.kafka_group_id,
+                pool=self.settings.worker_pool,
+                host=self.settings.host,
+            )
         )
-        await self._publish(self.settings.kafka_output_topic, record.key or ref.event_id.encode(), encode_transcript(record_value))
+        assert self._delivery is not None
+        publish_started = time.perf_counter()
+        await self._delivery.deliver(record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value)
+        publish_s = time.perf_counter() - publish_started
+        self.done.add(ref.event_id)
+        self._observe(transcript, fetch_s, publish_s)
         log.info(
             "event_transcribed",
             outcome="transcribed",
@@ -197,12 +266,32 @@ class Worker:
             fetch_s=round(fetch_s, 4),
             decode_s=round(transcript.decode_s, 4),
             transcribe_s=round(transcript.transcribe_s, 4),
+            diarize_s=round(transcript.diarize_s, 4),
+            publish_s=round(publish_s, 4),
             total_s=round(time.perf_counter() - started, 4),
             diarization=transcript.diarization.status.value,
             warnings=list(transcript.warnings),
             attempts=attempts,
         )
-        return Outcome("transcribed", self.settings.kafka_output_topic, attempts)
+        return Outcome("transcribed")
+
+    def _observe(self, transcript: Transcript, fetch_s: float, publish_s: float) -> None:
+        m = self.metrics
+        with_diarization = str(transcript.diarization.status is DiarizationStatus.APPLIED).lower()
+        m.transcription_duration.labels(transcript.model, transcript.profile, with_diarization).observe(
+            transcript.transcribe_s + transcript.diarize_s
+        )
+        m.audio_seconds.labels(transcript.profile).inc(transcript.duration_s)
+        for step, seconds in (
+            ("fetch", fetch_s),
+            ("decode", transcript.decode_s),
+            ("transcribe", transcript.transcribe_s),
+            ("diarize", transcript.diarize_s),
+            ("publish", publish_s),
+        ):
+            if step != "diarize" or transcript.diarize_s > 0:
+                m.step_duration.labels(step).observe(seconds)
+        m.published.labels("transcribed").inc()
 
     async def _dead_letter(
         self, record: ConsumerRecord, exc: Exception, event_id: str | None, attempts: int, started: float
@@ -221,7 +310,10 @@ class Worker:
             host=self.settings.host,
         )
         key = record.key or (event_id.encode() if event_id else None)
-        await self._publish(self.settings.kafka_dead_letter_topic, key, encode_dead_letter(value))
+        assert self._delivery is not None
+        await self._delivery.deliver(record, self.settings.kafka_dead_letter_topic, key, encode_dead_letter(value))
+        self.metrics.dead_letters.labels(value["code"]).inc()
+        self.metrics.published.labels("dead_lettered").inc()
         level = log.error if value["code"] in ("INTERNAL_ERROR", "TRANSCRIPTION_FAILED") else log.warning
         level(
             "event_dead_lettered",
@@ -233,32 +325,4 @@ class Worker:
             total_s=round(time.perf_counter() - started, 4),
             exc_info=not isinstance(exc, StageError),
         )
-        return Outcome("dead_lettered", self.settings.kafka_dead_letter_topic, attempts, value["code"])
-
-    async def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Send and wait for the broker's acknowledgement.
-
-        A retriable broker error (leader moving, broker restarting) is retried with backoff for
-        as long as it lasts: skipping would lose the event. Only shutdown ends the wait, by
-        abandoning the event uncommitted. A non-retriable error (a record too large) is raised.
-        """
-        assert self._producer is not None
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._producer.send_and_wait(topic, value=value, key=key)
-                return
-            except KafkaError as exc:
-                if not exc.retriable:
-                    raise
-                if self._stop.is_set():
-                    raise Abandoned(f"shutting down while {topic} is unavailable") from exc
-                delay = self._backoff(attempt)
-                log.warning("publish_retry", topic=topic, error=repr(exc), attempt=attempt, delay_s=round(delay, 2))
-                await asyncio.sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff, capped, with "equal jitter": uniform in [ceiling / 2, ceiling]."""
-        ceiling = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return Outcome("dead_lettered", value["code"])

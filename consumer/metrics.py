@@ -1,0 +1,42 @@
+"""Prometheus metrics of a worker. Label sets are bounded: profiles, codes, steps, partitions."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Inference of one clip runs from tens of milliseconds to many minutes.
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+_STEP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry()
+        self.registry = r
+        self.transcription_duration = Histogram(
+            "transcription_duration_seconds",
+            "Seconds of inference per event.",
+            ["model", "profile", "with_diarization"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.gpu_memory = Gauge("gpu_memory_usage_bytes", "GPU memory in use by this process.", ["device"], registry=r)
+        self.active = Gauge("active_transcription_requests", "Events being processed now.", registry=r)
+        self.consumed = Counter("fwv2_events_consumed", "Input records consumed.", ["topic"], registry=r)
+        self.published = Counter("fwv2_events_published", "Outcomes published.", ["outcome"], registry=r)
+        self.dead_letters = Counter("fwv2_dead_letters", "Dead letters published, by code.", ["code"], registry=r)
+        self.retries = Counter("fwv2_retries", "Retries of retriable failures, by code.", ["code"], registry=r)
+        self.duplicates = Counter("fwv2_duplicates_skipped", "Events skipped as already transcribed.", registry=r)
+        self.audio_seconds = Counter("fwv2_audio_seconds", "Seconds of audio transcribed.", ["profile"], registry=r)
+        self.step_duration = Histogram(
+            "fwv2_step_duration_seconds", "Seconds per step of one event.", ["step"], buckets=_STEP_BUCKETS, registry=r
+        )
+        self.lag = Gauge("fwv2_consumer_lag", "Records behind the partition's end.", ["topic", "partition"], registry=r)
+        self.model_load = Gauge("fwv2_model_load_seconds", "Seconds to load the model.", ["model"], registry=r)
+        self.last_success = Gauge(
+            "fwv2_last_success_timestamp_seconds", "Unix time of the last published outcome.", registry=r
+        )
+        self.build_info = Gauge(
+            "fwv2_build_info", "Build and model of this worker.", ["version", "model", "device", "compute_type", "pool"], registry=r
+        )
+        self.ready = Gauge("fwv2_worker_ready", "1 when the worker is ready to take events.", registry=r)
