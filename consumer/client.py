@@ -69,11 +69,13 @@ class ResultReader:
 
     settings: Settings
     from_beginning: bool = False
+    # read_committed hides transcripts of aborted transactions (exactly-once mode).
+    isolation_level: str = "read_committed"
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
 
     async def __aenter__(self) -> ResultReader:
         s = self.settings
-        consumer = make_consumer(s, group_id=None)
+        consumer = make_consumer(s, group_id=None, isolation_level=self.isolation_level)
         await start_consumer(consumer)
         partitions = []
         for topic in (s.kafka_output_topic, s.kafka_dead_letter_topic):

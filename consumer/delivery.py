@@ -111,7 +111,10 @@ class ExactlyOnce(_Base):
         # One transactional id per worker process: a restarted process with the same host and
         # pid (a container restarted in its pod) fences its predecessor's open transaction.
         txn_id = f"{self.settings.kafka_group_id}-{self.settings.host}-{os.getpid()}"
-        return make_producer(self.settings, "worker", transactional_id=txn_id)
+        # A transaction spans only the send and the offset commit (inference happens before it
+        # begins), so it lasts milliseconds. A short timeout bounds how long the open transaction
+        # of a killed worker holds back read_committed readers of its output partition.
+        return make_producer(self.settings, "worker", transactional_id=txn_id, transaction_timeout_ms=10_000)
 
     async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
         tp = TopicPartition(record.topic, record.partition)

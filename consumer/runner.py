@@ -1,17 +1,27 @@
-"""Running a worker process: load the model, join the group, drain on SIGTERM."""
+"""Running a worker process: load the model, serve health and metrics, join the group, drain on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+from importlib.metadata import PackageNotFoundError, version
 
+from consumer.health import HealthState, serve
 from consumer.logs import get_logger
+from consumer.metrics import WorkerMetrics
 from consumer.settings import Settings
 from consumer.worker import Worker
 from pipeline.stage import Pipeline
 
 log = get_logger("fwv2.runner")
+
+
+def _version() -> str:
+    try:
+        return version("faster-whisper-v2")
+    except PackageNotFoundError:
+        return "dev"
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
@@ -29,27 +39,47 @@ def build_pipeline(settings: Settings) -> Pipeline:
 
 async def run_worker(settings: Settings, pipeline: Pipeline | None = None, stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); the event in flight gets SHUTDOWN_GRACE_S to finish."""
-    pipeline = pipeline or await asyncio.to_thread(build_pipeline, settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    worker = Worker(settings, pipeline)
-    task = asyncio.create_task(worker.run(stop))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not task.done():
-        log.info("draining", grace_s=settings.shutdown_grace_s)
-        try:
-            await asyncio.wait_for(asyncio.shield(task), settings.shutdown_grace_s)
-        except TimeoutError:
-            # The event in flight is abandoned uncommitted; the partition's next owner redoes it.
-            log.warning("grace_period_expired", grace_s=settings.shutdown_grace_s)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if not task.cancelled():
-        task.result()  # re-raise what crashed the worker, for a non-zero exit
-    return 0
+    metrics = WorkerMetrics()
+    state = HealthState()
+    # Probes answer from the start: alive while the model loads, ready only after.
+    server = await serve(settings.metrics_port, state, metrics) if settings.metrics_port else None
+    try:
+        pipeline = pipeline or await asyncio.to_thread(build_pipeline, settings)
+        info = pipeline.transcriber.info
+        metrics.model_load.labels(info.name).set(info.load_s)
+        metrics.build_info.labels(_version(), info.name, info.device, info.compute_type, settings.worker_pool).set(1)
+        state.model_loaded = True
+        worker = Worker(settings, pipeline, metrics=metrics)
+        state.last_poll = lambda: worker.last_poll
+        state.busy = lambda: not worker.idle.is_set()
+        state.assigned = lambda: len(worker.assigned)
+        task = asyncio.create_task(worker.run(stop))
+        started = asyncio.create_task(worker.started.wait())
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        state.consumer_started = worker.started.is_set()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        started.cancel()
+        if not task.done():
+            log.info("draining", grace_s=settings.shutdown_grace_s)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), settings.shutdown_grace_s)
+            except TimeoutError:
+                # The event in flight is abandoned uncommitted; the partition's next owner redoes it.
+                log.warning("grace_period_expired", grace_s=settings.shutdown_grace_s)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not task.cancelled() and task.exception() is not None:
+            state.worker_failed = repr(task.exception())
+            task.result()  # re-raise what crashed the worker, for a non-zero exit
+        return 0
+    finally:
+        if server is not None:
+            server.close()

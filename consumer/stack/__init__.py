@@ -91,6 +91,12 @@ class EmbeddedStack:
                 self._echo(f"stopping {node.process.name} (pid {pid})...")
                 node.process.stop(STOP_TIMEOUT_S)
 
+    def stop_service(self, name: str) -> None:
+        """Stop only "kafka" or "minio" (for failure tests); `up()` starts it again."""
+        node = {"kafka": self._kafka, "minio": self._minio}[name]
+        with file_lock(self._lock):
+            node.process.stop(STOP_TIMEOUT_S)
+
     def is_running(self) -> bool:
         """Both server processes are alive (readiness is what `up` checks)."""
         return self._kafka.process.is_running() and self._minio.process.is_running()
