@@ -39,18 +39,7 @@ def main() -> int:
     model = WhisperModel(
         args.model or str(bundled_model_path()), device="cpu", compute_type=args.compute_type, cpu_threads=args.threads
     )
-    options = dict(
-        language="en",
-        beam_size=profile.beam_size,
-        best_of=profile.best_of,
-        patience=profile.patience,
-        vad_filter=True,
-        vad_parameters={
-            "threshold": profile.vad.threshold,
-            "min_silence_duration_ms": profile.vad.min_silence_ms,
-            "speech_pad_ms": profile.vad.speech_pad_ms,
-        },
-    )
+    options = {"language": "en", **profile.whisper_options()}
     list(model.transcribe(args.files[0], **options)[0])  # warm-up, as the stage's worker does
 
     per_file = []

@@ -7,7 +7,7 @@ options (``BEAM_SIZE``...), which the pipeline receives as ``ProfileOverrides``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pipeline.config import ProfileOverrides
 from pipeline.errors import UnknownProfileError
@@ -30,6 +30,20 @@ class Profile:
     patience: float
     vad: VadOptions
     description: str
+
+    def whisper_options(self) -> dict[str, Any]:
+        """The profile as faster-whisper's ``transcribe`` keyword arguments (the VAD is always on)."""
+        return {
+            "beam_size": self.beam_size,
+            "best_of": self.best_of,
+            "patience": self.patience,
+            "vad_filter": True,
+            "vad_parameters": {
+                "threshold": self.vad.threshold,
+                "min_silence_duration_ms": self.vad.min_silence_ms,
+                "speech_pad_ms": self.vad.speech_pad_ms,
+            },
+        }
 
     def with_overrides(self, overrides: ProfileOverrides) -> Profile:
         vad = VadOptions(

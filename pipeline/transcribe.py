@@ -106,17 +106,9 @@ class Transcriber:
                 audio.samples,
                 language=language,
                 task=request.task.value,
-                beam_size=profile.beam_size,
-                best_of=profile.best_of,
-                patience=profile.patience,
                 initial_prompt=request.prompt,
                 word_timestamps=request.word_timestamps,
-                vad_filter=True,
-                vad_parameters={
-                    "threshold": profile.vad.threshold,
-                    "min_silence_duration_ms": profile.vad.min_silence_ms,
-                    "speech_pad_ms": profile.vad.speech_pad_ms,
-                },
+                **profile.whisper_options(),
             )
             segments = tuple(_segment(i, s) for i, s in enumerate(raw_segments))
         except MemoryError as exc:

@@ -53,3 +53,10 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "very-secret-value" not in repr(settings)
     assert "very-secret-value" not in str(settings.model_dump())
     assert settings.s3_secret_key.get_secret_value() == "very-secret-value"
+
+
+def test_whisper_options_carry_the_profile_and_its_overrides() -> None:
+    options = get_profile("whisper-1-quality", ProfileOverrides(vad_speech_pad_ms=900)).whisper_options()
+    assert (options["beam_size"], options["best_of"], options["patience"]) == (10, 10, 2.0)
+    assert options["vad_filter"] is True
+    assert options["vad_parameters"] == {"threshold": 0.35, "min_silence_duration_ms": 2000, "speech_pad_ms": 900}
