@@ -35,6 +35,7 @@ from consumer.events import (
     peek_event_id,
     transcript_record,
 )
+from consumer.gpu import GpuMemory
 from consumer.kafka import make_consumer
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
@@ -120,6 +121,7 @@ class Worker:
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._consumer: AIOKafkaConsumer | None = None
         self._delivery: Delivery | None = None
+        self._gpu = GpuMemory(settings.device_index) if pipeline.transcriber.info.device == "cuda" else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the event in flight, commit and leave the group."""
@@ -292,6 +294,8 @@ class Worker:
             if step != "diarize" or transcript.diarize_s > 0:
                 m.step_duration.labels(step).observe(seconds)
         m.published.labels("transcribed").inc()
+        if self._gpu is not None and (used := self._gpu.used_bytes()) is not None:
+            m.gpu_memory.labels(str(self.settings.device_index)).set(used)
 
     async def _dead_letter(
         self, record: ConsumerRecord, exc: Exception, event_id: str | None, attempts: int, started: float
