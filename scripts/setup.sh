@@ -27,3 +27,5 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
 echo "setup: fetching Kafka's jars and building MinIO when not cached..." >&2
 .venv/bin/fwv2 stack install
+# helm, promtool, docker-compose: the tools tests/deploy checks the chart, rules and compose file with.
+bash scripts/setup-deploy-tools.sh
