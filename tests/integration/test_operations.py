@@ -52,7 +52,10 @@ async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, sample
         bad = new_reference(upload(s, samples["train"]), profile="no-such-profile")
         await publish_references(s, [ref, bad])
         await reader.wait_for([ref.event_id, bad.event_id], timeout_s=120)
-        _, metrics = await asyncio.to_thread(_get, port, "/metrics")
+        # Lag is refreshed about once a second, once the partitions' high-water marks are known.
+        async with asyncio.timeout(30):
+            while "fwv2_consumer_lag{" not in (metrics := (await asyncio.to_thread(_get, port, "/metrics"))[1]):
+                await asyncio.sleep(0.5)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
