@@ -28,10 +28,10 @@ def build_pipeline(settings: Settings) -> Pipeline:
     """Load the model and run one warm-up pass; done before the worker takes any partition."""
     pipeline = Pipeline(
         settings.engine_config(),
-        enable_diarization=settings.enable_diarization,
+        diarization=settings.diarization_config() if settings.enable_diarization else None,
         diarization_min_s=settings.diarization_min_duration_s,
     )
-    pipeline.transcriber.warm_up()
+    pipeline.warm_up()
     info = pipeline.transcriber.info
     log.info("model_loaded", model=info.name, device=info.device, compute_type=info.compute_type, load_s=round(info.load_s, 3))
     return pipeline

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from pipeline.config import EngineConfig, ProfileOverrides
+from pipeline.diarization import DiarizationConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +87,28 @@ class Settings(BaseSettings):
     vad_threshold: float | None = Field(None, gt=0, lt=1, description="Overrides the profile's VAD threshold.")
     vad_min_silence_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD silence length.")
     vad_speech_pad_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD padding.")
-    enable_diarization: bool = Field(False, description="Whether this worker runs speaker diarization at all.")
-    diarization_min_duration_s: float = Field(30.0, ge=0)
+    enable_diarization: bool = Field(
+        False, description="Whether this worker runs speaker diarization at all (loads its models at start)."
+    )
+    diarization_min_duration_s: float = Field(30.0, ge=0, description="`auto` diarizes only clips this long.")
+    diarization_max_speakers: int = Field(8, ge=1, le=64, description="Upper bound on speakers per clip.")
+    diarization_threshold: float = Field(0.7, gt=0, le=2, description="Clustering cut (cosine distance).")
+    diarization_batch_size: int = Field(32, ge=1, description="Segmentation and embedding batch size.")
+    diarization_segmentation_step: float = Field(
+        0.5, gt=0, le=1, description="Step of the 10 s segmentation window, as a fraction of it."
+    )
+    diarization_threads: int = Field(0, ge=0, description="torch threads while diarizing; 0 = torch's default.")
+    diarization_models_dir: Path | None = Field(
+        None, description="Offline weights (scripts/install-diarization-models.sh); unset: CACHE_DIR/models."
+    )
+    diarization_pipeline_dir: str | None = Field(
+        None,
+        description=(
+            "A complete pyannote pipeline to use instead of the offline models: a local directory (e.g. a "
+            "mounted copy of pyannote/speaker-diarization-community-1) or a hub id with HF_TOKEN."
+        ),
+    )
+    hf_token: SecretStr | None = Field(None, description="Hub token, only for DIARIZATION_PIPELINE_DIR hub ids.")
 
     # --- Worker behaviour --------------------------------------------------------------
     worker_pool: str = Field("cpu", description="Name of this worker pool (cpu or gpu), reported in transcripts.")
@@ -139,6 +160,20 @@ class Settings(BaseSettings):
     @cached_property
     def host(self) -> str:
         return socket.gethostname()
+
+    def diarization_config(self) -> DiarizationConfig:
+        models = self.diarization_models_dir or self.cache_dir / "models"
+        return DiarizationConfig(
+            segmentation_path=str(models / "pyannote_segmentation_3.0" / "pytorch_model.bin"),
+            embedding_path=str(models / "campplus" / "campplus_cn_en_common.pt"),
+            pipeline_dir=self.diarization_pipeline_dir,
+            hf_token=self.hf_token.get_secret_value() if self.hf_token else None,
+            threshold=self.diarization_threshold,
+            batch_size=self.diarization_batch_size,
+            max_speakers=self.diarization_max_speakers,
+            segmentation_step=self.diarization_segmentation_step,
+            num_threads=self.diarization_threads,
+        )
 
     def engine_config(self) -> EngineConfig:
         """The inference part of the settings, as the pipeline's own typed value."""

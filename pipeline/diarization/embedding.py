@@ -1,0 +1,94 @@
+"""CAM++ behind the interface pyannote's SpeakerDiarization expects of an embedding model.
+
+pyannote 4.0.7 wraps any ``pyannote.audio.Model`` it is given as ``embedding`` in
+``PyannoteAudioPretrainedSpeakerEmbedding``, which supplies what the pipeline reads (``sample_rate``,
+``dimension``, ``metric`` = cosine, ``min_num_samples``) and calls
+``model(waveforms (batch, 1, samples), weights=masks (batch, frames))`` for a numpy
+(batch, dimension) array. So the adapter is a small ``Model``: fbank, frame selection, CAM++.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pyannote.audio import Model
+from torchaudio.compliance import kaldi
+
+from pipeline.diarization.campplus import EMBEDDING_DIM, FBANK_BINS, load_campplus
+
+SAMPLE_RATE = 16_000
+# Kaldi fbank framing (25 ms window, 10 ms shift), which CAM++ was trained on.
+WINDOW_SAMPLES = 400
+HOP_SAMPLES = 160
+# CAM++ halves the frame rate and needs two frames for its std pooling: below this many fbank
+# frames of speech there is nothing to embed, and the speaker-chunk gets NaN, pyannote's own
+# convention for "no embedding" (it then takes no part in clustering).
+MIN_FRAMES = 8
+# A mask frame counts as this speaker's speech above this weight (pyannote passes 0/1 masks).
+ACTIVE = 0.5
+
+
+def fbank(waveform: torch.Tensor) -> torch.Tensor:
+    """(samples,) float in [-1, 1] at 16 kHz -> (frames, 80) log-mel fbank, not normalised."""
+    return kaldi.fbank(
+        waveform.unsqueeze(0),
+        num_mel_bins=FBANK_BINS,
+        sample_frequency=SAMPLE_RATE,
+        dither=0.0,  # deterministic: the same clip always gives the same speakers
+    )
+
+
+class CamPlusPlusEmbedding(Model):
+    """CAM++ speaker embeddings of the frames a segmentation mask selects."""
+
+    def __init__(self, weights_path: str) -> None:
+        super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
+        self.network = load_campplus(weights_path)
+
+    @property
+    def dimension(self) -> int:
+        return EMBEDDING_DIM
+
+    def embed_features(self, features: torch.Tensor) -> torch.Tensor:
+        """(frames, 80) fbank of one speaker -> (192,), mean-normalised over exactly these frames."""
+        features = features - features.mean(dim=0, keepdim=True)
+        return self.network(features.unsqueeze(0))[0]
+
+    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, 1, samples) and optional (batch, mask_frames) -> (batch, 192), NaN where no speech.
+
+        Only the frames the mask marks active are embedded (CAM++'s context masking averages over
+        every frame it sees, so other speakers' frames would leak into the context); each item
+        runs on its own since their lengths differ, which costs nothing measurable on CPU.
+        """
+        batch = waveforms.shape[0]
+        out = torch.full((batch, EMBEDDING_DIM), math.nan, dtype=torch.float32)
+        chunk_features: tuple[torch.Tensor, torch.Tensor] | None = None
+        for i in range(batch):
+            mask = None if weights is None else weights[i]
+            if mask is not None and not bool((mask > ACTIVE).any()):
+                continue  # an inactive speaker slot: pyannote discards it anyway
+            # pyannote sends each chunk once per local speaker, back to back: one fbank per chunk.
+            if chunk_features is None or not torch.equal(chunk_features[0], waveforms[i, 0]):
+                chunk_features = (waveforms[i, 0], fbank(waveforms[i, 0].float()))
+            features = chunk_features[1]
+            if mask is not None:
+                features = features[_frame_mask(mask, waveforms.shape[-1], features.shape[0])]
+            if features.shape[0] < MIN_FRAMES:
+                if weights is None:
+                    # pyannote probes min_num_samples by waiting for an exception.
+                    raise ValueError(f"{waveforms.shape[-1]} samples are too few for a speaker embedding")
+                continue
+            out[i] = self.embed_features(features)
+        return out
+
+
+def _frame_mask(mask: torch.Tensor, num_samples: int, num_frames: int) -> torch.Tensor:
+    """Map a mask over the chunk (any frame rate) onto fbank frames by each frame's centre."""
+    centres = torch.arange(num_frames, dtype=torch.float64) * HOP_SAMPLES + WINDOW_SAMPLES / 2
+    index = (centres / num_samples * mask.shape[0]).long().clamp_(0, mask.shape[0] - 1)
+    return mask[index] > ACTIVE
+
+
+__all__ = ["CamPlusPlusEmbedding", "fbank"]

@@ -1,0 +1,297 @@
+"""Diarization figures for docs/DIARIZATION.md: error, speed, and the cost of sharing a process with whisper.
+
+    .venv/bin/python -m tests.diarization.bench quality      # DER by clip, step and threshold
+    .venv/bin/python -m tests.diarization.bench speed        # wall time by clip, step and torch threads
+    .venv/bin/python -m tests.diarization.bench contention   # after / beside faster-whisper, and the fixes
+
+Every measured cell runs in a fresh Python process (``_cell``), so thread pools, OpenMP state and
+import order are those of a real worker. The machine is shared: each cell repeats ``--repeat`` times
+and reports the median, and the load average is printed with every table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+
+def _der(clip: Any, turns: Any, collar: float) -> float:
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference, hypothesis = Annotation(uri=clip.name), Annotation(uri=clip.name)
+    for t in clip.turns:
+        reference[Segment(t.start, t.end)] = t.speaker
+    for n, t in enumerate(turns):
+        hypothesis[Segment(t.start, t.end), n] = t.speaker
+    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
+    return float(metric(reference, hypothesis, uem=Timeline([Segment(0, clip.duration)])))
+
+
+def _cpu() -> float:
+    usage = os.times()
+    return usage.user + usage.system
+
+
+# --- one cell, in its own process -----------------------------------------------------------
+
+
+def _cell(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement described by ``spec`` and return its figures."""
+    if spec.get("ct2_first"):
+        import ctranslate2  # noqa: F401  (own OpenMP runtime: see docs/DIARIZATION.md)
+        import faster_whisper  # noqa: F401
+    import torch
+
+    from pipeline.diarization import DiarizationConfig, Diarizer
+    from tests.diarization.clips import CLIPS
+
+    clip = CLIPS[spec["clip"]]()
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    config = DiarizationConfig(
+        segmentation_step=spec.get("step", 0.5),
+        threshold=spec.get("threshold", DiarizationConfig.threshold),
+        num_threads=spec.get("threads", 0),
+    )
+    diarizer = Diarizer(config)
+    out["load_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    diarizer.warm_up()
+    out["warm_up_s"] = time.perf_counter() - started
+
+    mode = spec.get("mode", "alone")
+    transcriber = None
+    if mode != "alone":
+        from pipeline.config import EngineConfig
+        from pipeline.transcribe import Transcriber
+
+        transcriber = Transcriber(EngineConfig(cpu_threads=spec.get("whisper_threads", 2)))
+        transcriber.warm_up()
+
+    def transcribe() -> float:
+        from pipeline.types import DecodedAudio, Granularity, TranscriptionRequest
+
+        assert transcriber is not None
+        audio = DecodedAudio(samples=clip.samples, sample_rate=16_000, duration_s=clip.duration)
+        t0 = time.perf_counter()
+        transcriber.transcribe(audio, TranscriptionRequest(granularities=frozenset({Granularity.WORD})))
+        return time.perf_counter() - t0
+
+    def diarize() -> tuple[float, float, Any]:
+        t0, c0 = time.perf_counter(), _cpu()
+        turns = diarizer.diarize(clip.samples)
+        return time.perf_counter() - t0, _cpu() - c0, turns
+
+    walls, cpus, totals, transcribes = [], [], [], []
+    turns: Any = ()
+    for _ in range(spec.get("repeat", 3)):
+        if mode in ("alone", "after_whisper"):
+            if mode == "after_whisper":
+                transcribes.append(transcribe())
+            wall, cpu, turns = diarize()
+            walls.append(wall)
+            cpus.append(cpu)
+            totals.append(wall + (transcribes[-1] if transcribes else 0.0))
+        elif mode == "beside_whisper":  # diarize in a thread while the main thread transcribes
+            import threading
+
+            result: dict[str, Any] = {}
+            t0 = time.perf_counter()
+            worker = threading.Thread(target=lambda: result.update(d=diarize()))
+            worker.start()
+            transcribes.append(transcribe())
+            worker.join()
+            totals.append(time.perf_counter() - t0)
+            wall, cpu, turns = result["d"]
+            walls.append(wall)
+            cpus.append(cpu)
+    out.update(
+        diarize_s=statistics.median(walls),
+        diarize_cpu_s=statistics.median(cpus),
+        total_s=statistics.median(totals),
+        runs=[round(w, 2) for w in walls],
+        torch_threads=torch.get_num_threads(),
+        speakers=len({t.speaker for t in turns}),
+        der0=_der(clip, turns, 0.0),
+        der05=_der(clip, turns, 0.5),
+        duration_s=clip.duration,
+    )
+    if transcribes:
+        out["transcribe_s"] = statistics.median(transcribes)
+    return out
+
+
+def _separate_process_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    """Transcribe here while a warm diarization worker process diarizes the same clip."""
+    import multiprocessing as mp
+
+    from pipeline.config import EngineConfig
+    from pipeline.transcribe import Transcriber
+    from pipeline.types import DecodedAudio, Granularity, TranscriptionRequest
+    from tests.diarization.clips import CLIPS
+
+    clip = CLIPS[spec["clip"]]()
+    ctx = mp.get_context("spawn")  # a fresh interpreter: its own torch and OpenMP, no fork of CT2 state
+    requests, replies = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=_diarization_worker, args=(spec, requests, replies), daemon=True)
+    worker.start()
+    assert replies.get(timeout=300) == "ready"
+    transcriber = Transcriber(EngineConfig(cpu_threads=spec.get("whisper_threads", 2)))
+    transcriber.warm_up()
+    audio = DecodedAudio(samples=clip.samples, sample_rate=16_000, duration_s=clip.duration)
+    request = TranscriptionRequest(granularities=frozenset({Granularity.WORD}))
+    totals, transcribes, diarizes = [], [], []
+    turns: Any = ()
+    for _ in range(spec.get("repeat", 3)):
+        t0 = time.perf_counter()
+        requests.put(clip.samples)  # pickled through a pipe: about 8 ms for 120 s of float32
+        transcriber.transcribe(audio, request)
+        transcribes.append(time.perf_counter() - t0)
+        turns, diarize_s = replies.get(timeout=600)
+        diarizes.append(diarize_s)
+        totals.append(time.perf_counter() - t0)
+    requests.put(None)
+    worker.join(timeout=30)
+    return {
+        "transcribe_s": statistics.median(transcribes),
+        "diarize_s": statistics.median(diarizes),
+        "total_s": statistics.median(totals),
+        "runs": [round(t, 2) for t in totals],
+        "speakers": len({t.speaker for t in turns}),
+        "der0": _der(clip, turns, 0.0),
+        "der05": _der(clip, turns, 0.5),
+        "duration_s": clip.duration,
+    }
+
+
+def _diarization_worker(spec: dict[str, Any], requests: Any, replies: Any) -> None:
+    from pipeline.diarization import DiarizationConfig, Diarizer
+
+    diarizer = Diarizer(DiarizationConfig(segmentation_step=spec.get("step", 0.5), num_threads=spec.get("threads", 0)))
+    diarizer.warm_up()
+    replies.put("ready")
+    while (samples := requests.get()) is not None:
+        t0 = time.perf_counter()
+        turns = diarizer.diarize(samples)
+        replies.put((turns, time.perf_counter() - t0))
+
+
+def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.diarization.bench", "_cell", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"cell {spec} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def quality(args: argparse.Namespace) -> None:
+    from pipeline.diarization import DiarizationConfig, Diarizer
+    from tests.diarization.clips import CLIPS
+
+    print(f"<!-- {_load()} -->")
+    print("| clip | speakers (ref) | step | threshold | speakers found | DER collar 0 | DER collar 0.5 s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.clips:
+        clip = CLIPS[name]()
+        for step in args.steps:
+            for threshold in args.thresholds:
+                diarizer = Diarizer(DiarizationConfig(segmentation_step=step, threshold=threshold))
+                turns = diarizer.diarize(clip.samples)
+                found = len({t.speaker for t in turns})
+                print(
+                    f"| {name} | {len(clip.speakers)} | {step} | {threshold} | {found} | "
+                    f"{_der(clip, turns, 0.0):.1%} | {_der(clip, turns, 0.5):.1%} |",
+                    flush=True,
+                )
+
+
+def speed(args: argparse.Namespace) -> None:
+    print(f"<!-- {_load()} -->")
+    print("| clip | audio s | step | torch threads | diarize s (median) | x real time | CPU s | load s | first call s | DER 0 / 0.5 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.clips:
+        for step in args.steps:
+            for threads in args.threads:
+                r = run_cell({"clip": name, "step": step, "threads": threads, "repeat": args.repeat})
+                print(
+                    f"| {name} | {r['duration_s']:.0f} | {step} | {threads} | {r['diarize_s']:.2f} {r['runs']} | "
+                    f"{r['duration_s'] / r['diarize_s']:.1f} | {r['diarize_cpu_s']:.2f} | {r['load_s']:.2f} | "
+                    f"{r['warm_up_s']:.2f} | {r['der0']:.1%} / {r['der05']:.1%} |",
+                    flush=True,
+                )
+
+
+CONTENTION = (
+    ("diarize alone", {"mode": "alone", "threads": 2}),
+    ("diarize alone", {"mode": "alone", "threads": 1}),
+    ("after whisper, same process (torch imported first)", {"mode": "after_whisper", "threads": 2}),
+    ("after whisper, same process, ctranslate2 imported first", {"mode": "after_whisper", "threads": 2, "ct2_first": True}),
+    ("after whisper, same process, torch 1 thread", {"mode": "after_whisper", "threads": 1}),
+    ("beside whisper (thread), torch 1 thread, whisper 2", {"mode": "beside_whisper", "threads": 1}),
+    ("beside whisper (thread), torch 1 thread, whisper 1", {"mode": "beside_whisper", "threads": 1, "whisper_threads": 1}),
+    ("beside whisper, separate process, torch 1 thread, whisper 2", {"mode": "process", "threads": 1}),
+    ("beside whisper, separate process, torch 1 thread, whisper 1", {"mode": "process", "threads": 1, "whisper_threads": 1}),
+)
+
+
+def contention(args: argparse.Namespace) -> None:
+    print(f"<!-- {_load()} -->")
+    print("| scenario | transcribe s | diarize s | transcribe + diarize wall s | x real time | runs (wall s) |")
+    print("|---|---|---|---|---|---|")
+    for label, extra in CONTENTION:
+        spec = {"clip": args.clips[0], "step": args.steps[0], "repeat": args.repeat, **extra}
+        r = run_cell(spec)
+        transcribe = f"{r['transcribe_s']:.2f}" if "transcribe_s" in r else "-"
+        print(
+            f"| {label} | {transcribe} | {r['diarize_s']:.2f} | {r['total_s']:.2f} | "
+            f"{r['duration_s'] / r['total_s']:.1f} | {r['runs']} |",
+            flush=True,
+        )
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "_cell":
+        spec = json.loads(sys.argv[2])
+        result = _separate_process_cell(spec) if spec.get("mode") == "process" else _cell(spec)
+        print(json.dumps(result))
+        return
+    parser = argparse.ArgumentParser(prog="python -m tests.diarization.bench")
+    parser.add_argument("what", choices=("quality", "speed", "contention"))
+    parser.add_argument("--clips", nargs="+", default=None)
+    parser.add_argument("--steps", nargs="+", type=float, default=None)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--thresholds", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    defaults = {
+        "quality": (["sample", "sample4", "mix4"], [0.1, 0.5]),
+        "speed": (["sample", "sample4", "mix4"], [0.1, 0.5]),
+        "contention": (["sample4"], [0.5]),
+    }[args.what]
+    args.clips = args.clips or defaults[0]
+    args.steps = args.steps or defaults[1]
+    {"quality": quality, "speed": speed, "contention": contention}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
