@@ -71,3 +71,18 @@ class ResourceExhaustedError(StageError):
 
     code = ErrorCode.RESOURCE_EXHAUSTED
     retriable = True
+
+
+def model_failure(exc: BaseException, step: str, permanent: type[StageError]) -> StageError:
+    """The stage's error for an exception raised inside a model while ``step`` (e.g. "transcribing").
+
+    Running out of host or device memory is retriable (``ResourceExhaustedError``): the same
+    audio may fit once other work has finished. Anything else is ``permanent``.
+    """
+    if isinstance(exc, MemoryError):
+        return ResourceExhaustedError(f"out of memory while {step}: {exc}")
+    if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
+        return ResourceExhaustedError(f"device out of memory while {step}: {exc}")
+    if isinstance(exc, ValueError):
+        return permanent(f"the model refused this audio while {step}: {exc}")
+    return permanent(f"the model failed on this audio while {step}: {exc}")

@@ -12,7 +12,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment as RawSegment
 
 from pipeline.config import EngineConfig
-from pipeline.errors import ResourceExhaustedError, TranscriptionError
+from pipeline.errors import TranscriptionError, model_failure
 from pipeline.profiles import Profile, get_profile
 from pipeline.types import (
     DecodedAudio,
@@ -111,14 +111,8 @@ class Transcriber:
                 **profile.whisper_options(),
             )
             segments = tuple(_segment(i, s) for i, s in enumerate(raw_segments))
-        except MemoryError as exc:
-            raise ResourceExhaustedError(f"out of memory while transcribing: {exc}") from exc
-        except ValueError as exc:
-            raise TranscriptionError(f"the model refused the request: {exc}") from exc
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise ResourceExhaustedError(f"device out of memory while transcribing: {exc}") from exc
-            raise TranscriptionError(f"the model failed on this audio: {exc}") from exc
+        except (MemoryError, RuntimeError, ValueError) as exc:
+            raise model_failure(exc, "transcribing", TranscriptionError) from exc
         elapsed = time.perf_counter() - started
         return Transcript(
             model=self.info.name,

@@ -23,7 +23,7 @@ from pipeline.diarization.assign import SpeakerTurn  # noqa: E402
 from pipeline.diarization.config import DiarizationConfig  # noqa: E402
 from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding  # noqa: E402
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError  # noqa: E402
-from pipeline.errors import ResourceExhaustedError  # noqa: E402
+from pipeline.errors import model_failure  # noqa: E402
 
 INSTALL_HINT = "run scripts/install-diarization-models.sh (or set the model paths)"
 
@@ -133,14 +133,8 @@ class Diarizer:
                     min_speakers=lower,
                     max_speakers=upper,
                 )
-        except MemoryError as exc:
-            raise ResourceExhaustedError(f"out of memory while diarizing: {exc}") from exc
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise ResourceExhaustedError(f"device out of memory while diarizing: {exc}") from exc
-            raise DiarizationError(f"diarization failed on this audio: {exc}") from exc
-        except ValueError as exc:
-            raise DiarizationError(f"diarization refused this audio: {exc}") from exc
+        except (MemoryError, RuntimeError, ValueError) as exc:
+            raise model_failure(exc, "diarizing", DiarizationError) from exc
         finally:
             torch.set_num_threads(previous_threads)
         annotation = output if isinstance(output, Annotation) else output.speaker_diarization
