@@ -27,6 +27,7 @@ from consumer.samples import make_samples
 from consumer.settings import Settings
 from consumer.stack import EmbeddedStack
 from consumer.stack.topology import ensure_topics, stage_topics
+from pipeline.types import Granularity
 
 DEFAULT_PROFILES = ("whisper-1-fast", "whisper-1")
 
@@ -80,7 +81,9 @@ def run_bare(profile: str, threads: int, files: list[Path]) -> dict:
     return json.loads(out.stdout)
 
 
-async def run_stage(settings: Settings, profile: str, threads: int, files: list[Path], log_path: Path) -> dict:
+async def run_stage(
+    settings: Settings, profile: str, threads: int, files: list[Path], log_path: Path, speakers: bool = False
+) -> dict:
     run_id = uuid.uuid4().hex[:8]
     s = settings.model_copy(
         update={
@@ -102,16 +105,20 @@ async def run_stage(settings: Settings, profile: str, threads: int, files: list[
         "CPU_THREADS": str(threads),
         "METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
+        # With --speakers the stage also diarizes every clip (the bare side only transcribes).
+        "ENABLE_DIARIZATION": "true" if speakers else "false",
+        "DIARIZATION_MIN_DURATION_S": "0",
     }
     with open(log_path, "ab") as log:
         worker = subprocess.Popen([sys.executable, "-m", "consumer.cli", "worker"], env=env, stdout=log, stderr=log)
     try:
         async with ResultReader(s) as reader:
-            warm = new_reference(objects[0], profile=profile)
+            granularities = (Granularity.WORD, Granularity.SPEAKER) if speakers else (Granularity.SEGMENT,)
+            warm = new_reference(objects[0], profile=profile, timestamp_granularities=granularities)
             await publish_references(s, [warm])
             await reader.wait_for([warm.event_id], timeout_s=300)  # the worker has joined and warmed up
 
-            refs = [new_reference(o, profile=profile) for o in objects]
+            refs = [new_reference(o, profile=profile, timestamp_granularities=granularities) for o in objects]
             sent = time.perf_counter()
             await publish_references(s, refs)
             wanted = {r.event_id for r in refs}
@@ -142,7 +149,8 @@ async def run_stage(settings: Settings, profile: str, threads: int, files: list[
         "latency_s": [arrived[r.event_id] - sent for r in refs],
         "texts": [rec["text"] for rec in ordered],
         "steps_s": {
-            step: sum(rec["timings"][f"{step}_s"] for rec in ordered) for step in ("fetch", "decode", "transcribe", "total")
+            step: sum(rec["timings"][f"{step}_s"] for rec in ordered)
+            for step in ("fetch", "decode", "transcribe", "diarize", "total")
         },
         "audio_s": [rec["duration_s"] for rec in ordered],
     }
@@ -178,7 +186,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
                     if side == "bare":
                         bare = run_bare(profile, threads, files)
                     else:
-                        stage = asyncio.run(run_stage(settings, profile, threads, files, log_path))
+                        stage = asyncio.run(run_stage(settings, profile, threads, files, log_path, args.speakers))
                 run = Run(
                     profile=profile,
                     round=n,

@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5, help="copies of the sample set per run")
     bench.add_argument("--rounds", type=int, default=2, help="runs per profile, to see the noise")
     bench.add_argument("--files", nargs="*", help="audio files (default: the sample clips)")
+    bench.add_argument("--speakers", action="store_true", help="the stage also diarizes (word+speaker granularity)")
     bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
     bench.set_defaults(func=cmd_bench)
