@@ -52,9 +52,11 @@ async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, sample
         bad = new_reference(upload(s, samples["train"]), profile="no-such-profile")
         await publish_references(s, [ref, bad])
         await reader.wait_for([ref.event_id, bad.event_id], timeout_s=120)
-        # Lag is refreshed about once a second, once the partitions' high-water marks are known.
+        # Counters move just after the commit that follows the publish, and lag is refreshed about
+        # once a second: a reader can see an outcome a moment before its metrics do.
+        awaited = ('fwv2_dead_letters_total{code="UNKNOWN_PROFILE"}', "fwv2_consumer_lag{", 'outcome="transcribed"')
         async with asyncio.timeout(30):
-            while "fwv2_consumer_lag{" not in (metrics := (await asyncio.to_thread(_get, port, "/metrics"))[1]):
+            while not all(m in (metrics := (await asyncio.to_thread(_get, port, "/metrics"))[1]) for m in awaited):
                 await asyncio.sleep(0.5)
     finally:
         stop.set()
