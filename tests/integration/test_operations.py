@@ -56,7 +56,10 @@ async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, sample
         # once a second: a reader can see an outcome a moment before its metrics do.
         awaited = ('fwv2_dead_letters_total{code="UNKNOWN_PROFILE"}', "fwv2_consumer_lag{", 'outcome="transcribed"')
         async with asyncio.timeout(30):
-            while not all(m in (metrics := (await asyncio.to_thread(_get, port, "/metrics"))[1]) for m in awaited):
+            while True:
+                metrics = (await asyncio.to_thread(_get, port, "/metrics"))[1]
+                if all(m in metrics for m in awaited):
+                    break
                 await asyncio.sleep(0.5)
     finally:
         stop.set()
