@@ -63,7 +63,7 @@ class CamPlusPlusEmbedding(Model):
         runs on its own since their lengths differ, which costs nothing measurable on CPU.
         """
         batch = waveforms.shape[0]
-        out = torch.full((batch, EMBEDDING_DIM), math.nan, dtype=torch.float32)
+        out = torch.full((batch, EMBEDDING_DIM), math.nan, dtype=torch.float32, device=waveforms.device)
         chunk_features: tuple[torch.Tensor, torch.Tensor] | None = None
         for i in range(batch):
             mask = None if weights is None else weights[i]
@@ -86,7 +86,7 @@ class CamPlusPlusEmbedding(Model):
 
 def _frame_mask(mask: torch.Tensor, num_samples: int, num_frames: int) -> torch.Tensor:
     """Map a mask over the chunk (any frame rate) onto fbank frames by each frame's centre."""
-    centres = torch.arange(num_frames, dtype=torch.float64) * HOP_SAMPLES + WINDOW_SAMPLES / 2
+    centres = torch.arange(num_frames, dtype=torch.float64, device=mask.device) * HOP_SAMPLES + WINDOW_SAMPLES / 2
     index = (centres / num_samples * mask.shape[0]).long().clamp_(0, mask.shape[0] - 1)
     return mask[index] > ACTIVE
 

@@ -33,6 +33,12 @@ CLUSTERING_METHOD = "centroid"
 MIN_CLUSTER_SIZE = 12
 
 
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def _no_plda() -> PLDA:
     # SpeakerDiarization's constructor insists on a PLDA even when the clustering never reads it
     # (only VBx does, and its PLDA exists only on the hub). An empty instance satisfies the check.
@@ -49,6 +55,9 @@ class Diarizer:
             self._pipeline = self._full_pipeline(config)
         else:
             self._pipeline = self._offline_pipeline(config)
+        self.device = resolve_device(config.device)
+        if self.device.type != "cpu":
+            self._pipeline.to(self.device)
         self.load_s = time.perf_counter() - started
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Diarization figures for docs/DIARIZATION.md: error, speed, and the cost of sharing a process with whisper.
 
     .venv/bin/python -m tests.diarization.bench quality      # DER by clip, step and threshold
+    .venv/bin/python -m tests.diarization.bench robustness   # the same, over five window alignments
     .venv/bin/python -m tests.diarization.bench speed        # wall time by clip, step and torch threads
     .venv/bin/python -m tests.diarization.bench contention   # after / beside faster-whisper, and the fixes
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -124,6 +126,7 @@ def _cell(spec: dict[str, Any]) -> dict[str, Any]:
         der0=_der(clip, turns, 0.0),
         der05=_der(clip, turns, 0.5),
         duration_s=clip.duration,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
     if transcribes:
         out["transcribe_s"] = statistics.median(transcribes)
@@ -225,10 +228,52 @@ def quality(args: argparse.Namespace) -> None:
                 )
 
 
+def robustness(args: argparse.Namespace) -> None:
+    """The same clip shifted by 0-5.2 s of leading silence: other window alignments, same speech."""
+    import numpy as np
+
+    from pipeline.diarization import DiarizationConfig, Diarizer
+    from tests.diarization.clips import CLIPS, Clip, Turn
+
+    offsets = (0.0, 1.3, 2.6, 3.9, 5.2)
+    print(f"<!-- {_load()} -->")
+    print(
+        "| clip | step | threshold | right speaker count | speakers found per offset "
+        "| DER collar 0 mean (max) | DER collar 0.5 s mean | diarize s (median, 1 thread) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.clips:
+        base = CLIPS[name]()
+        for step in args.steps:
+            for threshold in args.thresholds:
+                diarizer = Diarizer(DiarizationConfig(segmentation_step=step, threshold=threshold, num_threads=1))
+                found, der0, der05, walls = [], [], [], []
+                for offset in offsets:
+                    pad = np.zeros(int(offset * 16_000), np.float32)
+                    shifted = tuple(Turn(t.start + offset, t.end + offset, t.speaker) for t in base.turns)
+                    clip = Clip(name, np.concatenate([pad, base.samples]), shifted)
+                    t0 = time.perf_counter()
+                    turns = diarizer.diarize(clip.samples)
+                    walls.append(time.perf_counter() - t0)
+                    found.append(len({t.speaker for t in turns}))
+                    der0.append(_der(clip, turns, 0.0))
+                    der05.append(_der(clip, turns, 0.5))
+                right = sum(f == len(base.speakers) for f in found)
+                print(
+                    f"| {name} | {step} | {threshold} | {right}/{len(offsets)} | {' '.join(map(str, found))} | "
+                    f"{statistics.mean(der0):.1%} ({max(der0):.1%}) | {statistics.mean(der05):.1%} | "
+                    f"{statistics.median(walls):.1f} |",
+                    flush=True,
+                )
+
+
 def speed(args: argparse.Namespace) -> None:
     print(f"<!-- {_load()} -->")
-    print("| clip | audio s | step | torch threads | diarize s (median) | x real time | CPU s | load s | first call s | DER 0 / 0.5 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| clip | audio s | step | torch threads | diarize s (median) [runs] | x real time | CPU s | load s "
+        "| warm-up s | peak RSS MB | DER 0 / 0.5 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.clips:
         for step in args.steps:
             for threads in args.threads:
@@ -236,7 +281,7 @@ def speed(args: argparse.Namespace) -> None:
                 print(
                     f"| {name} | {r['duration_s']:.0f} | {step} | {threads} | {r['diarize_s']:.2f} {r['runs']} | "
                     f"{r['duration_s'] / r['diarize_s']:.1f} | {r['diarize_cpu_s']:.2f} | {r['load_s']:.2f} | "
-                    f"{r['warm_up_s']:.2f} | {r['der0']:.1%} / {r['der05']:.1%} |",
+                    f"{r['warm_up_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['der0']:.1%} / {r['der05']:.1%} |",
                     flush=True,
                 )
 
@@ -276,21 +321,22 @@ def main() -> None:
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(prog="python -m tests.diarization.bench")
-    parser.add_argument("what", choices=("quality", "speed", "contention"))
+    parser.add_argument("what", choices=("quality", "robustness", "speed", "contention"))
     parser.add_argument("--clips", nargs="+", default=None)
     parser.add_argument("--steps", nargs="+", type=float, default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--thresholds", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    parser.add_argument("--thresholds", nargs="+", type=float, default=[0.6, 0.7, 0.8])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     defaults = {
-        "quality": (["sample", "sample4", "mix4"], [0.1, 0.5]),
-        "speed": (["sample", "sample4", "mix4"], [0.1, 0.5]),
-        "contention": (["sample4"], [0.5]),
+        "quality": (["sample", "sample4", "mix4"], [0.1, 0.2, 0.3, 0.4, 0.5]),
+        "robustness": (["mix4"], [0.1, 0.2, 0.3, 0.4, 0.5]),
+        "speed": (["sample", "sample4", "mix4"], [0.1, 0.2, 0.3, 0.4, 0.5]),
+        "contention": (["sample4"], [0.2]),
     }[args.what]
     args.clips = args.clips or defaults[0]
     args.steps = args.steps or defaults[1]
-    {"quality": quality, "speed": speed, "contention": contention}[args.what](args)
+    {"quality": quality, "robustness": robustness, "speed": speed, "contention": contention}[args.what](args)
 
 
 if __name__ == "__main__":

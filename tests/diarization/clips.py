@@ -120,7 +120,7 @@ def mix4() -> Clip:
 CLIPS = {"sample": sample, "sample4": sample4, "mix4": mix4}
 
 
-def _espeak(voice: str, text: str) -> np.ndarray:
+def espeak(voice: str, text: str) -> np.ndarray:
     wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], check=True, capture_output=True).stdout
     pcm = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", "-", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"],
@@ -133,7 +133,7 @@ def _espeak(voice: str, text: str) -> np.ndarray:
     return audio[voiced[0] : voiced[-1] + 1].copy()
 
 
-def _single_speaker_pieces(clip: Clip, min_s: float = 0.4) -> dict[str, list[np.ndarray]]:
+def single_speaker_pieces(clip: Clip, min_s: float = 0.4) -> dict[str, list[np.ndarray]]:
     """Stretches of the reference where exactly one speaker talks."""
     pieces: dict[str, list[np.ndarray]] = {}
     for t in clip.turns:
@@ -155,9 +155,9 @@ def _single_speaker_pieces(clip: Clip, min_s: float = 0.4) -> dict[str, list[np.
 
 def _build_mix4(target_s: float = 120.0) -> tuple[np.ndarray, tuple[Turn, ...]]:
     rng = np.random.default_rng(4)
-    pools = _single_speaker_pieces(sample())
+    pools = single_speaker_pieces(sample())
     for name, voice in ESPEAK_VOICES.items():
-        pools[name] = [_espeak(voice, s) for s in SENTENCES]
+        pools[name] = [espeak(voice, s) for s in SENTENCES]
     order = sorted(pools)  # two real speakers and two voices, taking turns in a fixed rotation
     used = {name: 0 for name in order}
     chunks: list[np.ndarray] = [np.zeros(SAMPLE_RATE // 2, np.float32)]
