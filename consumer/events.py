@@ -64,6 +64,7 @@ class AudioReference(BaseModel):
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     metadata: dict[str, str] = Field(default_factory=dict)
     produced_at: datetime | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
 
     @field_validator("language")
     @classmethod
@@ -99,6 +100,7 @@ class AudioReference(BaseModel):
             min_speakers=self.min_speakers,
             max_speakers=self.max_speakers,
             prompt=self.prompt,
+            temperature=self.temperature,
         )
 
     def to_avro(self) -> bytes:

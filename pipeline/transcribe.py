@@ -109,6 +109,7 @@ class Transcriber:
                 initial_prompt=request.prompt,
                 word_timestamps=request.word_timestamps,
                 **profile.whisper_options(),
+                **_temperature(request.temperature),
             )
             segments = tuple(_segment(i, s) for i, s in enumerate(raw_segments))
         except (MemoryError, RuntimeError, ValueError) as exc:
@@ -127,6 +128,11 @@ class Transcriber:
             warnings=audio.warnings,
             transcribe_s=elapsed,
         )
+
+
+def _temperature(value: float | None) -> dict[str, float]:
+    """OpenAI's meaning: 0 (or unset) lets faster-whisper raise it when a decode fails; above 0 fixes it."""
+    return {"temperature": value} if value else {}
 
 
 def _segment(index: int, raw: RawSegment) -> Segment:

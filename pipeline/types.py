@@ -43,6 +43,7 @@ class TranscriptionRequest:
     min_speakers: int | None = None
     max_speakers: int | None = None
     prompt: str | None = None
+    temperature: float | None = None  # None or 0: faster-whisper's fallback schedule; above 0: sample at it
 
     @property
     def word_timestamps(self) -> bool:
