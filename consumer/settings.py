@@ -7,19 +7,31 @@ Names are the environment variables, case-insensitive (``KAFKA_BOOTSTRAP_SERVERS
 
 from __future__ import annotations
 
+import os
 import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from pipeline.config import EngineConfig, ProfileOverrides
 from pipeline.diarization import DiarizationConfig
+from pipeline.types import DiarizationMode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class PrefixRule(BaseModel):
+    """What a bucket notification under one key prefix asks for (NOTIFY_PREFIX_RULES); unset: NOTIFY_* defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt option must fail the start
+
+    profile: str | None = None
+    diarization: DiarizationMode | None = None
+    language: str | None = None
 
 
 class Settings(BaseSettings):
@@ -50,6 +62,27 @@ class Settings(BaseSettings):
     )
     kafka_session_timeout_ms: int = Field(30_000, ge=6_000)
 
+    # --- Bucket notifications as input (consumer/notifications.py) ----------------------
+    kafka_notification_topic: str = Field(
+        "",
+        description=(
+            "Topic of S3 bucket notifications (MinIO's Kafka target) the worker reads besides its input topic; "
+            "each ObjectCreated record under a NOTIFY_PREFIX_RULES prefix becomes an AudioReference. Empty: off."
+        ),
+    )
+    notify_prefix_rules: dict[str, PrefixRule] = Field(
+        default_factory=lambda: {"incoming/": PrefixRule()},
+        description=(
+            'JSON: key prefix -> {"profile", "diarization", "language"}. Only objects under a listed prefix are '
+            "transcribed; the longest matching prefix's options win. `fwv2 stack up` watches these prefixes."
+        ),
+    )
+    notify_profile: str = Field("whisper-1", description="Profile of notified objects whose rule names none.")
+    notify_diarization: DiarizationMode = Field(
+        DiarizationMode.AUTO, description="Diarization mode of notified objects whose rule names none."
+    )
+    notify_language: str | None = Field(None, description="Language of notified objects whose rule names none.")
+
     # --- Object storage ----------------------------------------------------------------
     s3_endpoint: str = Field("127.0.0.1:19000", description="host:port of MinIO or any S3 endpoint.")
     s3_access_key: SecretStr = SecretStr("fwv2-admin")
@@ -66,6 +99,26 @@ class Settings(BaseSettings):
     )
     max_audio_duration_s: float = Field(
         4 * 3600.0, gt=0, description="Decoding stops and the event fails (AUDIO_TOO_LONG) past this duration."
+    )
+
+    # --- Result cache ------------------------------------------------------------------
+    result_cache_enabled: bool = Field(
+        True,
+        description=(
+            "Serve the earlier transcript for the same audio (ETag and size, else SHA-256 of the bytes) with the "
+            "same model, profile and options, without download or inference."
+        ),
+    )
+    result_cache_max_entries: int = Field(10_000, ge=0, description="Transcripts the in-memory tier keeps.")
+    result_cache_max_bytes: int = Field(
+        128 * 1024 * 1024, ge=0, description="Approximate heap bytes the in-memory tier may hold; the oldest go first."
+    )
+    result_cache_persistent: Literal["off", "s3"] = Field(
+        "off", description="s3: also keep every transcript under RESULT_CACHE_PREFIX, shared by all workers."
+    )
+    result_cache_prefix: str = Field(
+        "s3://fwv2-cache/transcripts/",
+        description="Where the persistent tier writes (created on first write); not the audio bucket's notified keys.",
     )
 
     # --- Inference ---------------------------------------------------------------------
@@ -95,9 +148,28 @@ class Settings(BaseSettings):
     diarization_threshold: float = Field(0.7, gt=0, le=2, description="Clustering cut (cosine distance).")
     diarization_batch_size: int = Field(32, ge=1, description="Segmentation and embedding batch size.")
     diarization_segmentation_step: float = Field(
-        0.5, gt=0, le=1, description="Step of the 10 s segmentation window, as a fraction of it."
+        0.2,
+        gt=0,
+        le=1,
+        description=(
+            "Step of the 10 s segmentation window, as a fraction of it. 0.2 kept every speaker on every clip "
+            "measured; 0.5 is 2.6x faster and as good on two-party calls (docs/DIARIZATION.md)."
+        ),
     )
-    diarization_threads: int = Field(0, ge=0, description="torch threads while diarizing; 0 = torch's default.")
+    diarization_threads: int = Field(
+        1,
+        ge=0,
+        description=(
+            "torch threads while diarizing; 0 = torch's default. More than one beside faster-whisper in one "
+            "process falls into OpenMP's throttled slow path (docs/DIARIZATION.md)."
+        ),
+    )
+    diarization_embedding_workers: int = Field(
+        2,
+        ge=1,
+        le=32,
+        description="Threads embedding speaker chunks side by side (each with one torch thread).",
+    )
     diarization_models_dir: Path | None = Field(
         None, description="Offline weights (scripts/install-diarization-models.sh); unset: CACHE_DIR/models."
     )
@@ -137,6 +209,20 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(30.0, ge=0)
     shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM waits this long for in-flight work.")
 
+    # --- Gateway -----------------------------------------------------------------------
+    gateway_host: str = Field("0.0.0.0", description="Address `fwv2 gateway` listens on.")  # noqa: S104
+    gateway_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP gateway (API, probes, metrics).")
+    gateway_request_timeout_s: float = Field(
+        300.0, gt=0, description="A synchronous request waits this long for its result, then answers 504 with the event id."
+    )
+    gateway_store_capacity: int = Field(
+        1000, ge=1, description="Results (transcripts, dead letters) each gateway keeps for GET; the oldest go first."
+    )
+    gateway_api_keys_file: Path | None = Field(
+        None, description="File of accepted API keys, one per line (a mounted Secret); unset: no authentication."
+    )
+    gateway_upload_prefix: str = Field("gateway/", description="Key prefix of the objects the gateway uploads.")
+
     # --- Operations --------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -149,6 +235,42 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(19093, description="Controller port of the embedded stack.")
     minio_port: int = Field(19000, description="S3 port of the embedded stack.")
     minio_console_port: int = Field(19001, description="Console port of the embedded stack.")
+
+    # --- Routing between the GPU and CPU pools (`fwv2 router`, docs/ROUTING.md) -------------
+    kafka_gpu_topic: str = Field("audio.references.gpu", description="Input topic of the GPU pool; the router fills it.")
+    kafka_cpu_topic: str = Field("audio.references.cpu", description="Input topic of the CPU pool; the router fills it.")
+    router_group_id: str = Field("fwv2-router", description="Consumer group of the router on KAFKA_INPUT_TOPIC.")
+    router_gpu_group_id: str = Field("fwv2-gpu", description="Consumer group of the GPU pool, whose lag the router watches.")
+    router_pools: Annotated[list[Literal["gpu", "cpu"]], NoDecode] = Field(
+        default_factory=lambda: ["gpu", "cpu"],
+        description="Comma-separated pools that are deployed; with one, every event goes to it.",
+    )
+    router_default_pool: Literal["gpu", "cpu"] = Field(
+        "gpu", description="Pool of events that neither need a GPU nor ask for the fast profile, and of unreadable ones."
+    )
+    router_overflow_high_watermark: int = Field(
+        50, ge=1, description="GPU group lag (offsets) at which GPU-bound events that may run on a CPU go to the CPU pool."
+    )
+    router_overflow_low_watermark: int = Field(
+        10, ge=0, description="GPU group lag (offsets) at or below which overflow ends; below the high watermark."
+    )
+    router_overflow_quality: bool = Field(False, description="During overflow the CPU pool may take whisper-1-quality.")
+    router_overflow_diarization: bool = Field(False, description="During overflow the CPU pool may take speaker requests.")
+    router_gpu_down_after_s: float = Field(
+        60.0, ge=0, description="A GPU group without members this long counts as down: overflow, whatever its lag."
+    )
+    router_lag_interval_s: float = Field(5.0, gt=0, description="How often the router looks at the GPU group's lag.")
+    router_max_batch: int = Field(100, ge=1, description="Events routed per Kafka transaction, at most.")
+    router_transactional_id: str | None = Field(
+        None, description="Transactional id of the router; unset: ROUTER_GROUP_ID-<host> (stable across restarts)."
+    )
+
+    @field_validator("router_pools", mode="before")
+    @classmethod
+    def _split_pools(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip().lower() for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("allowed_buckets", mode="before")
     @classmethod
@@ -173,7 +295,19 @@ class Settings(BaseSettings):
             max_speakers=self.diarization_max_speakers,
             segmentation_step=self.diarization_segmentation_step,
             num_threads=self.diarization_threads,
+            embedding_workers=self.diarization_embedding_workers,
         )
+
+    def whisper_threads(self) -> int:
+        """CPU_THREADS, or when it is 0: every core, less those diarization takes while it runs beside.
+
+        Diarization runs on its own thread during transcription; giving each its own cores measured
+        fastest on 2 cores (docs/DIARIZATION.md). 0 is passed on where nothing is reserved.
+        """
+        if self.cpu_threads or not self.enable_diarization or self.device == "cuda":
+            return self.cpu_threads
+        reserved = self.diarization_threads or 1
+        return max(1, (os.cpu_count() or 1) - reserved)
 
     def engine_config(self) -> EngineConfig:
         """The inference part of the settings, as the pipeline's own typed value."""
@@ -183,7 +317,7 @@ class Settings(BaseSettings):
             device=self.device,
             device_index=self.device_index,
             compute_type=self.compute_type,
-            cpu_threads=self.cpu_threads,
+            cpu_threads=self.whisper_threads(),
             overrides=ProfileOverrides(
                 beam_size=self.beam_size,
                 best_of=self.best_of,

@@ -51,6 +51,10 @@ class DiarizationConfig:
     # measured as fast as two on 2 cores for half the CPU, leaves the other core to whisper, and
     # cannot fall into OpenMP's oversubscribed slow path (docs/DIARIZATION.md).
     num_threads: int = 1
+    # Threads that embed a batch's speaker chunks side by side, each running torch inline (one
+    # intra-op thread). Two cut a 120 s call from 11.1 s to 8.1-9.1 s alone and from 11.4-11.9 s to
+    # 9.1-9.4 s beside faster-whisper on 2 cores, same DER (the GIL caps the gain; docs/DIARIZATION.md).
+    embedding_workers: int = 2
     # "auto": the first CUDA device when torch sees one, else the CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
 

@@ -10,6 +10,7 @@ pyannote 4.0.7 wraps any ``pyannote.audio.Model`` it is given as ``embedding`` i
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from pyannote.audio import Model
@@ -42,9 +43,11 @@ def fbank(waveform: torch.Tensor) -> torch.Tensor:
 class CamPlusPlusEmbedding(Model):
     """CAM++ speaker embeddings of the frames a segmentation mask selects."""
 
-    def __init__(self, weights_path: str) -> None:
+    def __init__(self, weights_path: str, workers: int = 1) -> None:
         super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
         self.network = load_campplus(weights_path)
+        self.workers = max(1, workers)
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def dimension(self) -> int:
@@ -64,6 +67,7 @@ class CamPlusPlusEmbedding(Model):
         """
         batch = waveforms.shape[0]
         out = torch.full((batch, EMBEDDING_DIM), math.nan, dtype=torch.float32, device=waveforms.device)
+        jobs: list[tuple[int, torch.Tensor]] = []
         chunk_features: tuple[torch.Tensor, torch.Tensor] | None = None
         for i in range(batch):
             mask = None if weights is None else weights[i]
@@ -80,8 +84,27 @@ class CamPlusPlusEmbedding(Model):
                     # pyannote probes min_num_samples by waiting for an exception.
                     raise ValueError(f"{waveforms.shape[-1]} samples are too few for a speaker embedding")
                 continue
-            out[i] = self.embed_features(features)
+            jobs.append((i, features))
+        if self.workers > 1 and len(jobs) > 1:
+            # Items of unequal length cannot share a forward pass, so they share the cores instead:
+            # each runs inline in its own thread (torch intra-op 1), no OpenMP team to spin.
+            parts = [jobs[k :: self.workers] for k in range(self.workers)]
+            for part in self._pool().map(self._embed_all, parts):
+                for i, embedding in part:
+                    out[i] = embedding
+        else:
+            for i, embedding in self._embed_all(jobs):
+                out[i] = embedding
         return out
+
+    def _embed_all(self, jobs: list[tuple[int, torch.Tensor]]) -> list[tuple[int, torch.Tensor]]:
+        with torch.inference_mode():
+            return [(i, self.embed_features(features)) for i, features in jobs]
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="campplus")
+        return self._executor
 
 
 def _frame_mask(mask: torch.Tensor, num_samples: int, num_frames: int) -> torch.Tensor:

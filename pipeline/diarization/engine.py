@@ -69,7 +69,7 @@ class Diarizer:
         if segmentation is None:
             raise DiarizationModelsMissingError(f"{config.segmentation_path} is not a pyannote checkpoint: {INSTALL_HINT}")
         try:
-            embedding = CamPlusPlusEmbedding(config.embedding_path)
+            embedding = CamPlusPlusEmbedding(config.embedding_path, workers=config.embedding_workers)
         except RuntimeError as exc:  # a strict state-dict load that does not match: the wrong file
             raise DiarizationModelsMissingError(f"{config.embedding_path} is not the CAM++ checkpoint: {exc}") from exc
         pipeline = SpeakerDiarization(

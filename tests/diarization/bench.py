@@ -4,6 +4,7 @@
     .venv/bin/python -m tests.diarization.bench robustness   # the same, over five window alignments
     .venv/bin/python -m tests.diarization.bench speed        # wall time by clip, step and torch threads
     .venv/bin/python -m tests.diarization.bench contention   # after / beside faster-whisper, and the fixes
+    .venv/bin/python -m tests.diarization.bench words        # the whole Pipeline: WER, words with the right speaker
 
 Every measured cell runs in a fresh Python process (``_cell``), so thread pools, OpenMP state and
 import order are those of a real worker. The machine is shared: each cell repeats ``--repeat`` times
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
@@ -314,6 +316,87 @@ def contention(args: argparse.Namespace) -> None:
         )
 
 
+def _speaker_share(words: list[Any], reference: Any) -> tuple[float, int]:
+    """Share of words whose speaker maps to the reference speaker at the word's midpoint.
+
+    Each found speaker is mapped to the reference speaker it shares most words with; words in
+    overlaps and gaps of the reference are not scored.
+    """
+    pairs = [(w.speaker, reference((w.start + w.end) / 2)) for w in words]
+    pairs = [(h, r) for h, r in pairs if r is not None]
+    if not pairs:
+        return 0.0, 0
+    refs = {r for _, r in pairs}
+    mapping = {h: max(refs, key=lambda r: sum(p == (h, r) for p in pairs)) for h, _ in pairs}
+    return sum(mapping[h] == r for h, r in pairs) / len(pairs), len(pairs)
+
+
+def _turns_reference(turns: Any) -> Any:
+    def at(t: float) -> str | None:
+        inside = [x for x in turns if x.start <= t <= x.end]
+        return inside[0].speaker if len(inside) == 1 else None
+
+    return at
+
+
+def _stm_text(copies: int) -> str:
+    import pyannote.audio
+
+    stm = Path(pyannote.audio.__file__).parent / "sample" / "sample.stm"
+    text = " ".join(line.split(maxsplit=5)[5] for line in stm.read_text().splitlines() if len(line.split()) > 5)
+    return " ".join([text] * copies)
+
+
+def _normalise(text: str) -> str:
+    import re
+
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def words(args: argparse.Namespace) -> None:
+    """The whole Pipeline (decode, whisper and diarization beside it, assignment) on encoded clips."""
+    import io
+    import wave
+
+    import jiwer
+
+    from consumer.runner import build_pipeline
+    from consumer.settings import Settings
+    from pipeline.types import DiarizationMode, Granularity, TranscriptionRequest
+    from tests.diarization.clips import CLIPS
+
+    pipeline = build_pipeline(Settings(enable_diarization=True, diarization_segmentation_step=args.steps[0]))
+    request = TranscriptionRequest(
+        profile="whisper-1-fast",
+        granularities=frozenset({Granularity.WORD, Granularity.SPEAKER}),
+        diarization=DiarizationMode.ALWAYS,
+    )
+    print(f"<!-- {_load()} step {args.steps[0]}, whisper threads {pipeline.config.cpu_threads} -->")
+    print("| clip | audio s | speakers (ref / found) | words scored | words with the right speaker | WER | wall s | x real time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.clips:
+        clip = CLIPS[name]()
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16_000)
+            w.writeframes((clip.samples.clip(-1, 1) * 32767).astype("<i2").tobytes())
+        t0 = time.perf_counter()
+        out = pipeline.process(buf.getvalue(), request)
+        wall = time.perf_counter() - t0
+        all_words = [w for seg in out.segments for w in seg.words]
+        share, scored = _speaker_share(all_words, _turns_reference(clip.turns))
+        copies = {"sample": 1, "sample4": 4}.get(name)
+        wer = f"{jiwer.wer(_normalise(_stm_text(copies)), _normalise(out.text)):.1%}" if copies else "-"
+        print(
+            f"| {name} | {clip.duration:.0f} | {len(clip.speakers)} / {len(out.speakers)} | {scored} | "
+            f"{share:.1%} | {wer} | {wall:.1f} | {clip.duration / wall:.1f} |",
+            flush=True,
+        )
+    pipeline.close()
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "_cell":
         spec = json.loads(sys.argv[2])
@@ -321,7 +404,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(prog="python -m tests.diarization.bench")
-    parser.add_argument("what", choices=("quality", "robustness", "speed", "contention"))
+    parser.add_argument("what", choices=("quality", "robustness", "speed", "contention", "words"))
     parser.add_argument("--clips", nargs="+", default=None)
     parser.add_argument("--steps", nargs="+", type=float, default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -333,10 +416,13 @@ def main() -> None:
         "robustness": (["mix4"], [0.1, 0.2, 0.3, 0.4, 0.5]),
         "speed": (["sample", "sample4", "mix4"], [0.1, 0.2, 0.3, 0.4, 0.5]),
         "contention": (["sample4"], [0.2]),
+        "words": (["sample", "sample4", "mix4"], [0.2]),
     }[args.what]
     args.clips = args.clips or defaults[0]
     args.steps = args.steps or defaults[1]
-    {"quality": quality, "robustness": robustness, "speed": speed, "contention": contention}[args.what](args)
+    {"quality": quality, "robustness": robustness, "speed": speed, "contention": contention, "words": words}[
+        args.what
+    ](args)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,23 @@ def test_masked_embedding_uses_only_the_speakers_frames(campplus: CamPlusPlusEmb
     assert torch.isnan(silent).all()  # nothing to embed: pyannote's "no embedding"
 
 
+def test_parallel_embedding_workers_give_the_same_embeddings(campplus: CamPlusPlusEmbedding, clip: Clip) -> None:
+    # A batch as pyannote sends it: each 10 s chunk once per local speaker, some slots empty.
+    chunks = [torch.from_numpy(clip.samples[s * SAMPLE_RATE : (s + 10) * SAMPLE_RATE]) for s in (0, 5, 10, 15)]
+    waveforms = torch.stack([c for c in chunks for _ in range(3)]).unsqueeze(1)
+    masks = torch.zeros(len(waveforms), 589)
+    for n in range(len(waveforms)):
+        if n % 3 != 2:  # the third local speaker of each chunk is silent
+            masks[n, (n % 3) * 250 : (n % 3) * 250 + 300] = 1.0
+    parallel = CamPlusPlusEmbedding(DiarizationConfig().embedding_path, workers=3).eval()
+    with torch.inference_mode():
+        one = campplus(waveforms, weights=masks)
+        three = parallel(waveforms, weights=masks)
+    assert torch.isnan(one).any() and not torch.isnan(one).all()
+    assert torch.equal(torch.isnan(one), torch.isnan(three))
+    assert torch.allclose(one.nan_to_num(), three.nan_to_num(), atol=1e-5)
+
+
 def test_sample_has_two_speakers_named_by_first_appearance(turns: tuple[SpeakerTurn, ...]) -> None:
     speakers = [t.speaker for t in turns]
     assert sorted(set(speakers)) == ["SPEAKER_00", "SPEAKER_01"]

@@ -1,4 +1,4 @@
-"""Speakers through Kafka: a 2-minute two-speaker call comes back diarized; a 20 s clip is skipped."""
+"""Speakers through Kafka: a 2-minute four-speaker clip comes back diarized; a 20 s clip is skipped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from consumer.client import ResultReader, new_reference, publish_references, upl
 from consumer.runner import build_pipeline
 from consumer.settings import Settings
 from pipeline.types import Granularity
-from tests.diarization.clips import sample4, write_wav
+from tests.diarization.bench import _speaker_share, _turns_reference
+from tests.diarization.clips import mix4, write_wav
 from tests.integration.conftest import running_worker
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ async def test_long_call_gets_speakers_and_short_clip_is_skipped(
 ) -> None:
     s = settings.model_copy(update={"enable_diarization": True})
     pipeline = build_pipeline(s)
-    call = sample4()  # pyannote's two-speaker call, four times over: 120 s with a known reference
+    call = mix4()  # 129 s, four speakers taking turns (two real voices, two synthetic), exact reference
     call_path = tmp_path / "call.wav"
     write_wav(call_path, call.samples)
     speakers = (Granularity.WORD, Granularity.SPEAKER)
@@ -33,21 +34,28 @@ async def test_long_call_gets_speakers_and_short_clip_is_skipped(
 
     long_rec = results[long_ref.event_id].record
     assert long_rec["diarization"] == {"status": "applied", "reason": None}
-    # Two real speakers. Clustering four copies of the call may split off a small extra cluster
-    # (seen once at threshold 0.7), so the test holds the two main speakers to most of the speech.
-    speech = sorted((sp["speech_s"] for sp in long_rec["speakers"]), reverse=True)
-    assert len(speech) >= 2 and sum(speech) > 60
-    assert sum(speech[:2]) / sum(speech) > 0.85, long_rec["speakers"]
+    # Measured with the defaults: all 4 speakers at every window alignment tried (docs/DIARIZATION.md).
+    # The bound leaves room for one short-turn speaker folded into another on another CPU.
+    ids = {sp["id"] for sp in long_rec["speakers"]}
+    assert 3 <= len(ids) <= 5, long_rec["speakers"]
+    assert sum(sp["speech_s"] for sp in long_rec["speakers"]) > 60
     assert long_rec["timings"]["diarize_s"] > 0
     segments = long_rec["segments"]
-    ids = {sp["id"] for sp in long_rec["speakers"]}
-    assert {seg["speaker"] for seg in segments} <= ids and len({seg["speaker"] for seg in segments}) >= 2
+    assert {seg["speaker"] for seg in segments} <= ids and len({seg["speaker"] for seg in segments}) >= 3
     words = [w for seg in segments for w in seg["words"]]
     assert words and all(w["speaker"] in ids for w in words)
     # Each published segment has one speaker: its words all carry the segment's speaker.
     assert all(w["speaker"] == seg["speaker"] for seg in segments for w in seg["words"])
+    # Words scored against the reference turns: measured 96.7 % through the Pipeline.
+    share, scored = _speaker_share([_Word(**w) for w in words], _turns_reference(call.turns))
+    assert scored > 200 and share > 0.85, (share, scored)
 
     short_rec = results[short_ref.event_id].record
     assert short_rec["diarization"]["status"] == "skipped_short"
     assert short_rec["timings"]["diarize_s"] == 0.0
     assert all(seg["speaker"] is None for seg in short_rec["segments"])
+
+
+class _Word:
+    def __init__(self, start: float, end: float, speaker: str, **_: object) -> None:
+        self.start, self.end, self.speaker = start, end, speaker

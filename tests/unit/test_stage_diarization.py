@@ -1,0 +1,117 @@
+"""The stage runs diarization beside transcription and joins them; a fake diarizer stands in for torch."""
+
+from __future__ import annotations
+
+import io
+import threading
+import wave
+
+import numpy as np
+import pytest
+
+from consumer.settings import Settings
+from pipeline.config import EngineConfig
+from pipeline.diarization import SpeakerTurn
+from pipeline.errors import ResourceExhaustedError
+from pipeline.stage import Pipeline
+from pipeline.types import DiarizationMode, DiarizationStatus, Granularity, TranscriptionRequest
+
+
+class FakeDiarizer:
+    """Records which thread it ran on and whether transcription was running at that moment."""
+
+    def __init__(self, turns: tuple[SpeakerTurn, ...] = (), error: Exception | None = None) -> None:
+        self.turns = turns
+        self.error = error
+        self.threads: list[str] = []
+        self.transcribing = threading.Event()
+        self.saw_transcription_running = False
+
+    def diarize(self, samples: np.ndarray, min_speakers: int | None, max_speakers: int | None) -> tuple[SpeakerTurn, ...]:
+        self.threads.append(threading.current_thread().name)
+        self.saw_transcription_running = self.transcribing.wait(timeout=30)
+        if self.error is not None:
+            raise self.error
+        return self.turns
+
+    def warm_up(self) -> None:
+        pass
+
+
+def _wav(seconds: float) -> bytes:
+    t = np.arange(int(seconds * 16_000)) / 16_000
+    pcm = (0.1 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+@pytest.fixture
+def stage() -> Pipeline:
+    return Pipeline(EngineConfig(cpu_threads=1), diarization_min_s=30.0)
+
+
+def _with(stage: Pipeline, fake: FakeDiarizer) -> Pipeline:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stage.diarizer = fake  # type: ignore[assignment]
+    stage._diarize_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
+    real = stage.transcriber.transcribe
+
+    def transcribe(audio, request):  # type: ignore[no-untyped-def]
+        fake.transcribing.set()  # the diarizer waits for this: proof the two overlap
+        return real(audio, request)
+
+    stage.transcriber.transcribe = transcribe  # type: ignore[method-assign]
+    return stage
+
+
+SPEAKERS = TranscriptionRequest(granularities=frozenset({Granularity.WORD, Granularity.SPEAKER}))
+
+
+def test_diarization_runs_on_its_own_thread_while_whisper_transcribes(stage: Pipeline) -> None:
+    fake = FakeDiarizer(turns=(SpeakerTurn(0.0, 40.0, "SPEAKER_00"),))
+    out = _with(stage, fake).process(_wav(31), SPEAKERS)
+    assert out.diarization.status is DiarizationStatus.APPLIED
+    assert fake.threads and fake.threads[0].startswith("diarize")
+    assert fake.saw_transcription_running
+    assert out.diarize_s > 0
+    assert [s.id for s in out.speakers] in (["SPEAKER_00"], [])  # a tone may give no words to attach
+
+
+def test_a_failed_diarization_still_returns_the_transcript(stage: Pipeline) -> None:
+    fake = FakeDiarizer(error=ValueError("no speech"))
+    out = _with(stage, fake).process(_wav(31), SPEAKERS)
+    assert out.diarization.status is DiarizationStatus.FAILED
+    assert "no speech" in (out.diarization.reason or "")
+
+
+def test_resource_exhaustion_in_diarization_fails_the_event(stage: Pipeline) -> None:
+    fake = FakeDiarizer(error=ResourceExhaustedError("out of memory"))
+    with pytest.raises(ResourceExhaustedError):
+        _with(stage, fake).process(_wav(31), SPEAKERS)
+
+
+def test_short_clip_never_reaches_the_diarizer(stage: Pipeline) -> None:
+    fake = FakeDiarizer()
+    fake.transcribing.set()
+    out = _with(stage, fake).process(_wav(5), SPEAKERS)
+    assert out.diarization.status is DiarizationStatus.SKIPPED_SHORT
+    assert fake.threads == []
+    always = TranscriptionRequest(diarization=DiarizationMode.ALWAYS)
+    assert _with(stage, fake).process(_wav(5), always).diarization.status is DiarizationStatus.APPLIED
+
+
+def test_whisper_threads_leave_the_diarization_its_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert Settings(enable_diarization=True, diarization_threads=1).whisper_threads() == 3
+    assert Settings(enable_diarization=True, diarization_threads=2).whisper_threads() == 2
+    assert Settings(enable_diarization=False).whisper_threads() == 0
+    assert Settings(enable_diarization=True, cpu_threads=4).whisper_threads() == 4
+    assert Settings(enable_diarization=True, device="cuda").whisper_threads() == 0
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert Settings(enable_diarization=True).whisper_threads() == 1
