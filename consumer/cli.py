@@ -7,6 +7,7 @@
     fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
     fwv2 bench                   the stage against bare faster-whisper, side by side
     fwv2 settings                print the effective settings (secrets masked)
+    fwv2 gateway                 the OpenAI-style HTTP gateway: uploads in, transcripts out
 """
 
 from __future__ import annotations
@@ -147,6 +148,12 @@ def cmd_settings(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
+    from gateway.server import run_gateway
+
+    return run_gateway(settings)
+
+
     parser = argparse.ArgumentParser(prog="fwv2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -198,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(func=cmd_gateway)
+
     return int(args.func(settings, args) or 0)
 
 

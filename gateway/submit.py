@@ -1,0 +1,135 @@
+"""From a checked form and its spooled file to an object in the bucket and an AudioReference on the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import re
+
+import urllib3
+from aiokafka import AIOKafkaProducer
+from minio import Minio
+
+from consumer.events import AudioReference, ObjectRef
+from consumer.kafka import make_producer
+from consumer.logs import get_logger
+from consumer.settings import Settings
+from gateway.errors import ApiError
+from gateway.form import SpooledUpload
+from gateway.request import TranscriptionForm
+
+log = get_logger("fwv2.gateway.submit")
+
+# Objects over one part go up as an S3 multipart upload, which MinIO (and S3) abort as a whole on
+# failure, so no partial object is left. 16 MiB parts, two at a time, bound the memory per upload.
+PART_SIZE = 16 * 1024 * 1024
+PARALLEL_PARTS = 2
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def make_storage(settings: Settings) -> Minio:
+    # Like consumer.storage.make_client, with a pool sized for many requests at once.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5.0, read=60.0),
+        retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
+        maxsize=32,
+    )
+    return Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        http_client=http,
+    )
+
+
+def object_key(prefix: str, event_id: str, filename: str) -> str:
+    name = _UNSAFE.sub("_", filename.rsplit("/", 1)[-1]).strip("._")[:100] or "audio"
+    return f"{prefix}{event_id}/{name}"
+
+
+def reference(settings: Settings, event_id: str, form: TranscriptionForm, upload: SpooledUpload) -> AudioReference:
+    """The event for this request; its validation errors (a bad language...) are the caller's 400s."""
+    content_type = upload.content_type or mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+    try:
+        return AudioReference(
+            event_id=event_id,
+            object=ObjectRef(
+                bucket=settings.s3_bucket,
+                key=object_key(settings.gateway_upload_prefix, event_id, upload.filename),
+                content_type=content_type,
+                size_bytes=upload.size,
+            ),
+            profile=form.model,
+            language=form.language,
+            task=form.task,
+            timestamp_granularities=(*form.granularities(),),
+            prompt=form.prompt,
+            temperature=form.temperature,
+            metadata={"source": "gateway", "filename": upload.filename[:256]},
+        )
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        errors = getattr(exc, "errors", lambda: [])()
+        param = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else None
+        message = errors[0]["msg"] if errors else str(exc)
+        raise ApiError(400, f"{param}: {message}" if param else message, code="invalid_value", param=param) from exc
+
+
+class Submitter:
+    """Uploads the spooled file, then publishes its event; undoes the upload if the publish fails."""
+
+    def __init__(self, settings: Settings, storage: Minio) -> None:
+        self._settings = settings
+        self._storage = storage
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        producer = make_producer(self._settings, "gateway")  # one per process, shared by every request
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def upload(self, ref: AudioReference, upload: SpooledUpload) -> AudioReference:
+        upload.file.seek(0)
+        try:
+            written = await asyncio.to_thread(
+                self._storage.put_object,
+                ref.object.bucket,
+                ref.object.key,
+                upload.file,
+                length=upload.size,
+                content_type=ref.object.content_type or "application/octet-stream",
+                part_size=PART_SIZE,
+                num_parallel_uploads=PARALLEL_PARTS,
+            )
+        except Exception as exc:
+            log.warning("upload_failed", event_id=ref.event_id, error=str(exc))
+            raise ApiError(503, "the object store did not take the upload; try again", code="storage_unavailable",
+                           event_id=None) from exc
+        return ref.model_copy(update={"object": ref.object.model_copy(update={"etag": written.etag})})
+
+    async def publish(self, ref: AudioReference) -> None:
+        assert self._producer is not None, "start() first"
+        try:
+            await self._producer.send_and_wait(
+                self._settings.kafka_input_topic, value=ref.to_json(), key=ref.event_id.encode()
+            )
+        except Exception as exc:
+            log.warning("publish_failed", event_id=ref.event_id, error=str(exc))
+            await self.discard(ref)
+            raise ApiError(503, "the broker did not take the request; try again", code="broker_unavailable") from exc
+
+    async def discard(self, ref: AudioReference) -> None:
+        """Remove an uploaded object whose event was never published: nothing is left half-done."""
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._storage.remove_object, ref.object.bucket, ref.object.key)
