@@ -74,16 +74,16 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
     return -1, pos
 
 
-async def warm(settings: Settings, store: RecentEvents, partitions: Iterable[int]) -> int:
-    """Add the event_ids of the latest transcripts in the matching output partitions; returns how many."""
-    wanted = sorted(set(partitions))
-    if not wanted or settings.dedupe_window == 0 or settings.dedupe_capacity == 0:
+async def warm(settings: Settings, store: RecentEvents, partitions: Iterable[int] | None) -> int:
+    """Add the event_ids of the latest transcripts in the matching output partitions (None: all); returns how many."""
+    wanted = sorted(set(partitions)) if partitions is not None else None
+    if wanted == [] or settings.dedupe_window == 0 or settings.dedupe_capacity == 0:
         return 0
     consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
     await start_consumer(consumer)
     try:
         existing = await partitions_for(consumer, settings.kafka_output_topic)
-        tps = [TopicPartition(settings.kafka_output_topic, p) for p in wanted if p in existing]
+        tps = [TopicPartition(settings.kafka_output_topic, p) for p in sorted(existing) if wanted is None or p in wanted]
         if not tps:
             return 0
         ends = await consumer.end_offsets(tps)

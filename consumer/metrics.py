@@ -27,6 +27,9 @@ class WorkerMetrics:
         self.dead_letters = Counter("fwv2_dead_letters", "Dead letters published, by code.", ["code"], registry=r)
         self.retries = Counter("fwv2_retries", "Retries of retriable failures, by code.", ["code"], registry=r)
         self.duplicates = Counter("fwv2_duplicates_skipped", "Events skipped as already transcribed.", registry=r)
+        self.notifications_ignored = Counter(
+            "fwv2_notifications_ignored", "Bucket notifications naming no new object under a watched prefix.", registry=r
+        )
         self.audio_seconds = Counter("fwv2_audio_seconds", "Seconds of audio transcribed.", ["profile"], registry=r)
         self.step_duration = Histogram(
             "fwv2_step_duration_seconds", "Seconds per step of one event.", ["step"], buckets=_STEP_BUCKETS, registry=r

@@ -39,6 +39,7 @@ from consumer.gpu import GpuMemory
 from consumer.kafka import make_consumer
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
+from consumer.notifications import NotificationRules, reference_from_notification
 from consumer.settings import Settings
 from consumer.storage import BlobStore
 from pipeline.errors import StageError
@@ -52,7 +53,7 @@ log = get_logger("fwv2.worker")
 class Outcome:
     """What became of one input record."""
 
-    status: str  # "transcribed" | "dead_lettered" | "duplicate"
+    status: str  # "transcribed" | "dead_lettered" | "duplicate" | "ignored" (a notification of nothing watched)
     code: str | None = None
 
 
@@ -87,7 +88,11 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         worker = self._worker
         worker.assigned = frozenset(assigned)
-        learned = await dedupe.warm(worker.settings, worker.done, (tp.partition for tp in assigned))
+        # MinIO's producer partitions by its own hash, not the output's: a notification's
+        # transcript may sit in any output partition, so those assignments warm them all.
+        notified = any(tp.topic == worker.settings.kafka_notification_topic for tp in assigned)
+        partitions = None if notified else (tp.partition for tp in assigned)
+        learned = await dedupe.warm(worker.settings, worker.done, partitions)
         log.info("partitions_assigned", partitions=_names(assigned), known_done=learned)
 
 
@@ -122,13 +127,16 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._delivery: Delivery | None = None
         self._gpu = GpuMemory(settings.device_index) if pipeline.transcriber.info.device == "cuda" else None
+        # Bucket notifications (consumer.notifications): a bad rule fails here, at start.
+        self._notify_rules = NotificationRules.from_settings(settings) if settings.kafka_notification_topic else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the event in flight, commit and leave the group."""
         s = self.settings
         isolation = "read_committed" if s.processing_guarantee == "exactly_once" else "read_uncommitted"
         self._consumer = make_consumer(s, group_id=s.kafka_group_id, isolation_level=isolation)
-        self._consumer.subscribe([s.kafka_input_topic], listener=_DrainOnRevoke(self))
+        topics = [s.kafka_input_topic, *([s.kafka_notification_topic] if s.kafka_notification_topic else [])]
+        self._consumer.subscribe(topics, listener=_DrainOnRevoke(self))
         self._delivery = make_delivery(s, self._consumer, stop)
         await self._delivery.start()
         try:
@@ -208,7 +216,13 @@ class Worker:
             event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset, attempt=attempt
         )
         try:
-            ref = parse_audio_reference(record.value)
+            ref = self._parse(record)
+            if ref is None:  # a bucket notification about nothing this stage watches
+                assert self._delivery is not None
+                await self._delivery.skip(record)
+                self.metrics.notifications_ignored.inc()
+                log.debug("notification_ignored", outcome="ignored")
+                return Outcome("ignored")
             event_id = ref.event_id
             structlog.contextvars.bind_contextvars(event_id=ref.event_id, profile=ref.profile)
             if ref.event_id in self.done:
@@ -232,6 +246,12 @@ class Worker:
             return await self._dead_letter(record, exc, event_id, attempt, started)
         finally:
             structlog.contextvars.clear_contextvars()
+
+    def _parse(self, record: ConsumerRecord) -> AudioReference | None:
+        """The record's AudioReference: an event of the input topic, or one made from a bucket notification."""
+        if self._notify_rules is not None and record.topic == self.settings.kafka_notification_topic:
+            return reference_from_notification(record.value, self._notify_rules)
+        return parse_audio_reference(record.value)
 
     async def _transcribe_and_deliver(
         self, record: ConsumerRecord, ref: AudioReference, started: float, attempts: int

@@ -15,6 +15,7 @@ from typing import Any
 from consumer.settings import Settings
 from consumer.stack.kafka import KafkaNode
 from consumer.stack.minio import MinioNode
+from consumer.stack.notify import STACK_NOTIFICATION_TOPIC, ensure_bucket_notification
 from consumer.stack.process import StackError, file_lock
 from consumer.stack.readiness import NotReady, wait_group_coordinator, wait_transactions
 from consumer.stack.topology import ensure_bucket, ensure_topics, stage_topics
@@ -57,6 +58,9 @@ class EmbeddedStack:
                         self._echo(f"{node.process.name} already running (pid {pid}); checking it")
                 self._minio.wait_ready(deadline)
                 ensure_bucket(self._minio.client(), self.settings.s3_bucket, deadline, self._echo)
+                ensure_bucket_notification(
+                    self._minio.client(), self.settings.s3_bucket, self.settings.notify_prefix_rules, deadline, self._echo
+                )
                 self._kafka.wait_started(deadline)
                 _run(self._kafka_ready(deadline))
             except BaseException:
@@ -73,7 +77,8 @@ class EmbeddedStack:
         s, bootstrap = self.settings, self._kafka.bootstrap
         try:
             # Topics first: the readiness commit needs a partition to commit on.
-            await ensure_topics(bootstrap, stage_topics(s), s.kafka_topic_partitions, deadline, self._echo)
+            topics = [*stage_topics(s), STACK_NOTIFICATION_TOPIC]
+            await ensure_topics(bootstrap, topics, s.kafka_topic_partitions, deadline, self._echo)
             await wait_group_coordinator(bootstrap, s.kafka_input_topic, deadline)
             await wait_transactions(bootstrap, deadline)
         except NotReady as exc:

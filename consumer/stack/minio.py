@@ -18,6 +18,7 @@ from pathlib import Path
 from minio import Minio
 
 from consumer.settings import Settings
+from consumer.stack.notify import minio_env
 from consumer.stack.process import ManagedProcess, StackError, file_lock, port_open
 
 MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -104,6 +105,7 @@ class MinioNode:
             "MINIO_ROOT_USER": self.settings.s3_access_key.get_secret_value(),
             "MINIO_ROOT_PASSWORD": self.settings.s3_secret_key.get_secret_value(),
             "MINIO_UPDATE": "off",  # a test server has no business checking for updates
+            **minio_env(self.settings),  # its bucket notifications go to the stack's Kafka
         }
         argv = [
             str(self.binary),
