@@ -17,6 +17,9 @@ from consumer.avro import AUDIO_REFERENCE, DEAD_LETTER, TRANSCRIPT_EVENT, is_sin
 from consumer.errors import InvalidEventError, MalformedEventError
 from pipeline.errors import StageError
 from pipeline.types import (
+    CacheHit,
+    CacheMatch,
+    CacheTier,
     Diarization,
     DiarizationMode,
     DiarizationStatus,
@@ -218,7 +221,22 @@ def transcript_record(
         "warnings": list(transcript.warnings),
         "metadata": dict(ref.metadata),
         "completed_at": _millis(datetime.now(UTC)),
+        "cache": _cache_record(transcript.cache),
     }
+
+
+def _cache_record(hit: CacheHit | None) -> dict[str, Any] | None:
+    if hit is None:
+        return None
+    return {"tier": hit.tier.value, "matched_by": hit.matched_by.value, "computed_at": hit.computed_at_ms}
+
+
+def _cache_hit(record: dict[str, Any] | None) -> CacheHit | None:
+    if record is None:
+        return None
+    computed = record["computed_at"]  # fastavro reads timestamp-millis as a datetime
+    millis = _millis(computed) if isinstance(computed, datetime) else int(computed)
+    return CacheHit(CacheTier(record["tier"]), CacheMatch(record["matched_by"]), millis)
 
 
 def encode_transcript(record: dict[str, Any]) -> bytes:
@@ -302,4 +320,5 @@ def transcript_from_record(record: dict[str, Any]) -> Transcript:
         decode_s=timings["decode_s"],
         transcribe_s=timings["transcribe_s"],
         diarize_s=timings["diarize_s"],
+        cache=_cache_hit(record.get("cache")),
     )

@@ -100,6 +100,25 @@ class Diarization:
     reason: str | None = None
 
 
+class CacheTier(StrEnum):
+    MEMORY = "memory"  # this worker's bounded in-memory cache
+    S3 = "s3"  # the persistent cache, shared by every worker that points at the same prefix
+
+
+class CacheMatch(StrEnum):
+    OBJECT = "object"  # the object's ETag and size, known before download
+    CONTENT = "content"  # the SHA-256 of the bytes: another object with the same audio
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """Where a transcript served without inference came from."""
+
+    tier: CacheTier
+    matched_by: CacheMatch
+    computed_at_ms: int  # when inference made it and it was kept (Unix milliseconds)
+
+
 @dataclass(frozen=True)
 class Transcript:
     """The pipeline's answer for one clip."""
@@ -118,3 +137,4 @@ class Transcript:
     decode_s: float = 0.0
     transcribe_s: float = 0.0
     diarize_s: float = 0.0
+    cache: CacheHit | None = None  # set when served from the result cache instead of inference
