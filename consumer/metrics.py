@@ -43,3 +43,16 @@ class WorkerMetrics:
             "fwv2_build_info", "Build and model of this worker.", ["version", "model", "device", "compute_type", "pool"], registry=r
         )
         self.ready = Gauge("fwv2_worker_ready", "1 when the worker is ready to take events.", registry=r)
+        # Result cache: hits by tier and by key (object = ETag and size, content = SHA-256 of the
+        # bytes); a miss counts once per tier an event looked in before it ran inference.
+        self.cache_hits = Counter(
+            "fwv2_cache_hits", "Events served from the result cache.", ["tier", "matched_by"], registry=r
+        )
+        self.cache_misses = Counter(
+            "fwv2_cache_misses", "Events that looked in a result-cache tier and ran inference.", ["tier"], registry=r
+        )
+        self.cache_errors = Counter(
+            "fwv2_cache_errors", "Persistent cache operations that failed (the event went on as a miss).", ["tier", "op"], registry=r
+        )
+        self.cache_entries = Gauge("fwv2_cache_entries", "Transcripts in the in-memory result cache.", registry=r)
+        self.cache_bytes = Gauge("fwv2_cache_bytes", "Approximate bytes of the in-memory result cache.", registry=r)

@@ -23,6 +23,15 @@ _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAc
 
 
 @dataclass(frozen=True)
+class ObjectInfo:
+    """What a stat says about an object, without its bytes."""
+
+    etag: str | None
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True)
 class Blob:
     data: bytes
     etag: str | None
@@ -61,6 +70,23 @@ class BlobStore:
             raise BucketNotAllowedError(
                 f"bucket {ref.bucket!r} is not in this stage's allow-list ({', '.join(sorted(self._allowed))})"
             )
+
+    def stat(self, ref: ObjectRef) -> ObjectInfo:
+        """The object's ETag, size and type, nothing downloaded; over the size limit is refused here too."""
+        self.check_allowed(ref)
+        where = f"s3://{ref.bucket}/{ref.key}"
+        try:
+            stat = self._client.stat_object(ref.bucket, ref.key, version_id=ref.version_id)
+        except S3Error as exc:
+            raise _map_s3_error(exc, where) from exc
+        except ServerError as exc:
+            raise StorageUnavailableError(f"object store answered {exc.status_code} for {where}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailableError(f"object store unreachable for {where}: {type(exc).__name__}") from exc
+        size = int(stat.size or 0)
+        if size > self._max_bytes:
+            raise ObjectTooLargeError(f"{where} is {size} bytes; the limit is {self._max_bytes} bytes")
+        return ObjectInfo(etag=stat.etag, size=size, content_type=stat.content_type)
 
     def fetch(self, ref: ObjectRef) -> Blob:
         self.check_allowed(ref)

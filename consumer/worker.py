@@ -40,6 +40,7 @@ from consumer.kafka import make_consumer
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
 from consumer.notifications import NotificationRules, reference_from_notification
+from consumer.result_cache import ResultCache
 from consumer.settings import Settings
 from consumer.storage import BlobStore
 from pipeline.errors import StageError
@@ -112,6 +113,7 @@ class Worker:
         self.pipeline = pipeline
         self.store = store or BlobStore(settings)
         self.metrics = metrics or WorkerMetrics()
+        self.results = ResultCache(settings, self.store, pipeline, self.metrics)
         self.idle = asyncio.Event()
         self.idle.set()
         self.started = asyncio.Event()
@@ -258,9 +260,11 @@ class Worker:
     ) -> Outcome:
         loop = asyncio.get_running_loop()
         fetch_started = time.perf_counter()
-        blob = await asyncio.to_thread(self.store.fetch, ref.object)
+        blob = await self.results.fetch(ref)  # a result-cache hit carries the transcript and skips inference
         fetch_s = time.perf_counter() - fetch_started
-        transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, ref.to_request())
+        transcript = blob.hit or await loop.run_in_executor(
+            self._inference, self.pipeline.process, blob.data, ref.to_request()
+        )
         value = encode_transcript(
             transcript_record(
                 ref,
@@ -280,6 +284,7 @@ class Worker:
         await self._delivery.deliver(record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value)
         publish_s = time.perf_counter() - publish_started
         self.done.add(ref.event_id)
+        await self.results.remember(blob, ref, transcript)
         self._observe(transcript, fetch_s, publish_s)
         log.info(
             "event_transcribed",
@@ -292,6 +297,7 @@ class Worker:
             publish_s=round(publish_s, 4),
             total_s=round(time.perf_counter() - started, 4),
             diarization=transcript.diarization.status.value,
+            cache=f"{transcript.cache.tier}/{transcript.cache.matched_by}" if transcript.cache else None,
             warnings=list(transcript.warnings),
             attempts=attempts,
         )
@@ -299,6 +305,11 @@ class Worker:
 
     def _observe(self, transcript: Transcript, fetch_s: float, publish_s: float) -> None:
         m = self.metrics
+        if transcript.cache is not None:  # served from the result cache: no decode or inference to count
+            m.step_duration.labels("fetch").observe(fetch_s)
+            m.step_duration.labels("publish").observe(publish_s)
+            m.published.labels("transcribed").inc()
+            return
         with_diarization = str(transcript.diarization.status is DiarizationStatus.APPLIED).lower()
         m.transcription_duration.labels(transcript.model, transcript.profile, with_diarization).observe(
             transcript.transcribe_s + transcript.diarize_s
