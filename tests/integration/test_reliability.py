@@ -49,6 +49,9 @@ class WorkerProcess:
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "CPU_THREADS": "1",
             "METRICS_PORT": "0",
+            # The events repeat four clips: the result cache would answer most in milliseconds, and
+            # the kills and outages would meet no inference in flight.
+            "RESULT_CACHE_ENABLED": "false",
         }
         self.log = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
