@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -34,6 +35,9 @@ from pipeline.stage import Pipeline
 from pipeline.types import CacheHit, CacheMatch, CacheTier, DiarizationStatus, Transcript
 
 log = get_logger("fwv2.cache")
+
+# Diarization settings that change how the work is scheduled, not its answer (and a secret).
+_DIARIZATION_SCHEDULING = frozenset({"hf_token", "batch_size", "num_threads", "embedding_workers"})
 
 
 @dataclass(frozen=True)
@@ -66,17 +70,22 @@ def engine_identity(settings: Settings, pipeline: Pipeline) -> EngineIdentity:
     info = pipeline.transcriber.info
     model = Path(info.path)
     weights = model / "model.bin"
-    config = model / "config.json"
-    fingerprint = hashlib.sha256(config.read_bytes()).hexdigest()[:16] if config.is_file() else "-"
+    config_file = model / "config.json"
+    digest = hashlib.sha256(config_file.read_bytes()).hexdigest()[:16] if config_file.is_file() else "-"
     diarization = None
     if pipeline.diarizer is not None:
-        d = settings.diarization_config()
-        diarization = (
-            f"pipeline={d.pipeline_dir or '-'} seg={Path(d.segmentation_path).name} emb={Path(d.embedding_path).name} "
-            f"threshold={d.threshold} max_speakers={d.max_speakers} step={d.segmentation_step}"
-        )
+        config = getattr(pipeline.diarizer, "config", None) or settings.diarization_config()
+        # Every setting but those that only schedule the same work (and the token); model files by
+        # name, so pods that mount them at different paths share entries. New settings count by default.
+        fields = {
+            k: Path(v).name if k.endswith("_path") and v else v
+            for k, v in asdict(config).items()
+            if k not in _DIARIZATION_SCHEDULING
+        }
+        fields["device"] = getattr(pipeline.diarizer, "device", fields.get("device"))  # "auto" as resolved
+        diarization = json.dumps(fields, sort_keys=True, default=str)
     return EngineIdentity(
-        model=f"{info.name} {weights.stat().st_size if weights.is_file() else 0} {fingerprint}",
+        model=f"{info.name} {weights.stat().st_size if weights.is_file() else 0} {digest}",
         device=info.device,
         compute_type=info.compute_type,
         libraries=", ".join(f"{p} {version(p)}" for p in ("faster-whisper", "ctranslate2")),

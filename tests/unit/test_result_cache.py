@@ -5,15 +5,21 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from consumer.avro import SCHEMA_DIR
 from consumer.events import AudioReference, ObjectRef, decode_transcript, encode_transcript, transcript_from_record, transcript_record
+from consumer.result_cache import engine_identity
 from consumer.result_cache_s3 import parse_prefix
+from consumer.settings import Settings
 from pipeline.cache import BoundedLRU, EngineIdentity, approx_bytes, cacheable, content_key, object_key, options_digest
 from pipeline.config import ProfileOverrides
+from pipeline.diarization import DiarizationConfig
 from pipeline.profiles import get_profile
 from pipeline.types import (
     CacheHit,
@@ -222,3 +228,31 @@ def test_persistent_prefix_parsing() -> None:
     assert parse_prefix("s3://fwv2-cache") == ("fwv2-cache", "")
     with pytest.raises(ValueError):
         parse_prefix("fwv2-cache/transcripts/")
+
+
+def _pipeline_with(tmp_path: Path, diarization: DiarizationConfig | None) -> Any:
+    if not (tmp_path / "model.bin").exists():
+        (tmp_path / "model.bin").write_bytes(b"weights")
+        (tmp_path / "config.json").write_text("{}")
+    info = SimpleNamespace(name="tiny.en", path=str(tmp_path), device="cpu", compute_type="int8")
+    diarizer = None if diarization is None else SimpleNamespace(config=diarization, device="cpu")
+    return SimpleNamespace(transcriber=SimpleNamespace(info=info), diarizer=diarizer, diarization_min_s=30.0)
+
+
+def test_engine_identity_counts_what_diarizes_not_how_it_is_scheduled(tmp_path: Path) -> None:
+    settings = Settings()
+    base = DiarizationConfig(segmentation_path="/models/seg.bin", embedding_path="/models/emb.pt")
+
+    def ident(config: DiarizationConfig | None) -> str | None:
+        return engine_identity(settings, _pipeline_with(tmp_path, config)).diarization
+
+    assert ident(None) is None
+    assert ident(base) == ident(replace(base, num_threads=4, batch_size=8, embedding_workers=1, hf_token="secret"))
+    assert ident(base) == ident(replace(base, segmentation_path="/mnt/other/seg.bin"))  # same file, other mount
+    assert ident(base) != ident(replace(base, threshold=0.6))
+    assert ident(base) != ident(replace(base, segmentation_step=0.5))
+    assert ident(base) != ident(replace(base, max_speakers=3))
+    assert "secret" not in (ident(replace(base, hf_token="secret")) or "")
+    model = engine_identity(settings, _pipeline_with(tmp_path, None)).model
+    (tmp_path / "config.json").write_text('{"changed": true}')
+    assert engine_identity(settings, _pipeline_with(tmp_path, None)).model != model
