@@ -163,6 +163,11 @@ def _agreement(a: list[str], b: list[str]) -> float:
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "cache", False):  # `fwv2 bench --cache`: consumer/bench_cache.py
+        from consumer.bench_cache import main as bench_cache
+
+        profiles = [f"--profile={p}" for p in args.profile or ()]
+        return bench_cache([*profiles, *(["--files", *args.files] if args.files else [])])
     stack = EmbeddedStack(settings, echo=_say)
     started_here = not stack.is_running()
     stack.up()

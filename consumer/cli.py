@@ -193,6 +193,7 @@ def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
     bench.add_argument("--rounds", type=int, default=2, help="runs per profile, to see the noise")
     bench.add_argument("--files", nargs="*", help="audio files (default: the sample clips)")
     bench.add_argument("--speakers", action="store_true", help="the stage also diarizes (word+speaker granularity)")
+    bench.add_argument("--cache", action="store_true", help="a duplicate served from the result cache against a miss")
     bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
     bench.set_defaults(func=cmd_bench)
