@@ -81,6 +81,7 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # aiokafka awaits this before rejoining: finishing the event in flight here means
         # it is delivered by us, not processed a second time by the partition's next owner.
         await self._worker.idle.wait()
+        self._worker.warmed.clear()
         for tp in revoked:
             self._worker.retries.pop(tp, None)
         if revoked:
@@ -93,7 +94,10 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # transcript may sit in any output partition, so those assignments warm them all.
         notified = any(tp.topic == worker.settings.kafka_notification_topic for tp in assigned)
         partitions = None if notified else (tp.partition for tp in assigned)
-        learned = await dedupe.warm(worker.settings, worker.done, partitions)
+        try:
+            learned = await dedupe.warm(worker.settings, worker.done, partitions)
+        finally:
+            worker.warmed.set()
         log.info("partitions_assigned", partitions=_names(assigned), known_done=learned)
 
 
@@ -120,6 +124,10 @@ class Worker:
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.retries: dict[TopicPartition, _PendingRetry] = {}
         self.done = dedupe.RecentEvents(settings.dedupe_capacity)
+        # Set while `done` knows the current assignment's outputs. aiokafka starts fetching before
+        # on_partitions_assigned returns, so without it a redelivered event could be checked
+        # against a store still being filled, and transcribed twice.
+        self.warmed = asyncio.Event()
         self.processed = 0
         self.last_poll = time.monotonic()
         self._lag_updated = 0.0
@@ -151,6 +159,7 @@ class Worker:
                 self.last_poll = time.monotonic()
                 for records in batches.values():
                     for record in records:
+                        await self.warmed.wait()  # not inside _process: a revoke waits for idle
                         await self._process(record, stop)
                 await self._update_lag()
         finally:
