@@ -7,13 +7,17 @@ its key arrives URL-encoded ("+" for a space, "%2B" for a plus). Other shapes ar
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
 from pydantic import ValidationError
 
@@ -212,3 +216,27 @@ def test_the_bucket_notification_keeps_other_targets_rules() -> None:
     [ours] = config.queue_config_list[1:]
     assert ours.queue == TARGET_ARN and ours.events == ["s3:ObjectCreated:*"]
     assert ours.prefix_filter_rule is not None and ours.prefix_filter_rule.value == "incoming/"
+
+
+# --- The worker's side ------------------------------------------------------------------------
+
+
+async def test_the_worker_reads_every_output_partition_when_assigned_notifications(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MinIO partitions by its own hash, so a notification's transcript may be in any output partition."""
+    from consumer import worker as worker_module
+
+    warmed: list[list[int] | None] = []
+
+    async def warm(settings: Settings, store: object, partitions: Iterable[int] | None) -> int:
+        warmed.append(None if partitions is None else sorted(partitions))
+        return 0
+
+    monkeypatch.setattr(worker_module.dedupe, "warm", warm)
+    fake = SimpleNamespace(settings=Settings(kafka_notification_topic="audio.notifications"), done=set(), warmed=asyncio.Event())
+    listener = worker_module._DrainOnRevoke(fake)  # noqa: SLF001
+    await listener.on_partitions_assigned({TopicPartition("audio.references", 1), TopicPartition("audio.references", 4)})
+    assert warmed == [[1, 4]] and fake.warmed.is_set()
+    await listener.on_partitions_assigned({TopicPartition("audio.references", 1), TopicPartition("audio.notifications", 2)})
+    assert warmed == [[1, 4], None]
