@@ -19,7 +19,8 @@ from consumer.client import ResultReader, partitions_for, upload
 from consumer.kafka import make_consumer, make_producer, start_consumer
 from consumer.samples import SAMPLES
 from consumer.settings import PrefixRule, Settings
-from consumer.stack.notify import STACK_NOTIFICATION_TOPIC
+from consumer.stack.notify import STACK_NOTIFICATION_TOPIC, TARGET_ARN
+from consumer.storage import make_client
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
@@ -74,6 +75,11 @@ async def test_an_uploaded_file_is_transcribed_without_any_event(
     notify_settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     s = notify_settings
+    rules = make_client(s).get_bucket_notification(s.s3_bucket).queue_config_list
+    assert any(q.queue == TARGET_ARN for q in rules), (
+        "the stack's MinIO announces nothing: it was started by an older `fwv2 stack up` without the Kafka "
+        "target; restart it (`fwv2 stack down`, then `fwv2 stack up`)"
+    )
     [prefix] = s.notify_prefix_rules
     clip = next(c for c in SAMPLES if c.name == "weather")
     notes = tmp_path / "notes.txt"
