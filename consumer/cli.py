@@ -6,8 +6,8 @@
     fwv2 tail                    read transcripts (and dead letters) from the output topics
     fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
     fwv2 bench                   the stage against bare faster-whisper, side by side
-    fwv2 settings                print the effective settings (secrets masked)
     fwv2 gateway                 the OpenAI-style HTTP gateway: uploads in, transcripts out
+    fwv2 settings                print the effective settings (secrets masked)
 """
 
 from __future__ import annotations
@@ -141,6 +141,12 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return run_bench(settings, args)
 
 
+def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
+    from gateway.server import run_gateway
+
+    return run_gateway(settings)
+
+
 def cmd_settings(settings: Settings, _: argparse.Namespace) -> int:
     for name, value in sorted(settings.model_dump().items()):
         print(f"{name.upper()}={value}")
@@ -148,12 +154,6 @@ def cmd_settings(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
-    from gateway.server import run_gateway
-
-    return run_gateway(settings)
-
-
     parser = argparse.ArgumentParser(prog="fwv2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -198,6 +198,8 @@ def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
     bench.set_defaults(func=cmd_bench)
 
+    sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(func=cmd_gateway)
+
     sub.add_parser("settings", help="print the effective settings").set_defaults(func=cmd_settings)
     return parser
 
@@ -206,8 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(func=cmd_gateway)
-
     return int(args.func(settings, args) or 0)
 
 
