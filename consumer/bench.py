@@ -102,12 +102,16 @@ async def run_stage(
         "KAFKA_OUTPUT_TOPIC": s.kafka_output_topic,
         "KAFKA_DEAD_LETTER_TOPIC": s.kafka_dead_letter_topic,
         "KAFKA_GROUP_ID": s.kafka_group_id,
-        "CPU_THREADS": str(threads),
+        # With --speakers the stage keeps its own rule (all cores but the diarization's: whisper and
+        # diarization run side by side); the bare side, transcription alone, gets every core.
+        "CPU_THREADS": "0" if speakers else str(threads),
         "METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
         # With --speakers the stage also diarizes every clip (the bare side only transcribes).
         "ENABLE_DIARIZATION": "true" if speakers else "false",
         "DIARIZATION_MIN_DURATION_S": "0",
+        # Every clip is inference: the bench repeats clips, which the result cache would answer.
+        "RESULT_CACHE_ENABLED": "false",
     }
     with open(log_path, "ab") as log:
         worker = subprocess.Popen([sys.executable, "-m", "consumer.cli", "worker"], env=env, stdout=log, stderr=log)
