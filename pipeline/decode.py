@@ -50,7 +50,7 @@ def decode_audio(data: bytes, max_duration_s: float) -> DecodedAudio:
             raise AudioTooLongError(
                 f"the file declares {declared:.1f} s of audio; the limit is {max_duration_s:.0f} s"
             )
-        samples, damaged = _decode_stream(container, stream, max_duration_s)
+        samples, damaged = _decode_stream(container, stream, max_duration_s, declared)
 
     duration = len(samples) / SAMPLE_RATE
     if len(samples) == 0:
@@ -82,21 +82,20 @@ def _declared_duration(container: av.container.InputContainer, stream: av.audio.
 
 
 def _decode_stream(
-    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, max_duration_s: float
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    max_duration_s: float,
+    declared_s: float | None = None,
 ) -> tuple[np.ndarray, bool]:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     limit = int(max_duration_s * SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    total = 0
+    pcm = _SampleBuffer(_initial_capacity(declared_s, limit))
     damaged = False
 
     def take(frames: list[av.AudioFrame]) -> None:
-        nonlocal total
         for frame in frames:
-            chunk = frame.to_ndarray().reshape(-1)
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
+            pcm.append(frame.to_ndarray().reshape(-1))
+        if pcm.size > limit:
             raise AudioTooLongError(f"the audio is longer than the limit of {max_duration_s:.0f} s")
 
     packets = container.demux(stream)
@@ -115,9 +114,41 @@ def _decode_stream(
         except av.FFmpegError:
             damaged = True
     take(resampler.resample(None))  # flush the resampler's buffered tail
+    return pcm.finish(), damaged
 
-    if not chunks:
-        return np.zeros(0, dtype=np.float32), damaged
-    pcm = np.concatenate(chunks)
-    del chunks
-    return pcm.astype(np.float32) / 32768.0, damaged
+
+def _initial_capacity(declared_s: float | None, limit: int) -> int:
+    """Samples to reserve: the declared duration and a little (encoder padding, VBR estimates), else 60 s."""
+    if declared_s is None or declared_s <= 0:
+        return min(60 * SAMPLE_RATE, limit + SAMPLE_RATE)
+    return min(int(declared_s * 1.02 * SAMPLE_RATE) + SAMPLE_RATE, limit + SAMPLE_RATE)
+
+
+class _SampleBuffer:
+    """16 kHz float32 samples written in place as they decode: the waveform is held once.
+
+    Collecting int16 chunks, concatenating them and scaling to float32 held the audio three to
+    four times over at the end (a one-hour file: 220 MB of float32 peaked 680 MB above the
+    decoder's baseline). Here each chunk is scaled into a buffer sized from the declared
+    duration; a file that runs past it grows the buffer with ``ndarray.resize`` (realloc, which
+    for large blocks remaps pages rather than copying them), and the unused tail is given back
+    the same way.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._buffer = np.empty(max(capacity, SAMPLE_RATE), dtype=np.float32)
+        self.size = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self.size + len(chunk)
+        if end > len(self._buffer):
+            self._buffer.resize(max(end, len(self._buffer) * 3 // 2), refcheck=False)
+        target = self._buffer[self.size : end]
+        target[:] = chunk
+        target *= np.float32(1 / 32768)  # a power of two: the same values as int16 / 32768.0
+        self.size = end
+
+    def finish(self) -> np.ndarray:
+        buffer, self._buffer = self._buffer, np.empty(0, dtype=np.float32)
+        buffer.resize(self.size, refcheck=False)
+        return buffer
