@@ -1,0 +1,112 @@
+"""The gateway's parts on their own (no stack): the streamed form, field checks, errors, the result store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from consumer.client import Result
+from gateway.errors import ApiError, from_dead_letter
+from gateway.form import read_form
+from gateway.request import build_form, check_field
+from gateway.results import ResultStore
+from pipeline.types import Granularity, Task
+
+BOUNDARY = "b0undary"
+CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def body(*parts: tuple[str, bytes, str | None]) -> bytes:
+    out = b""
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+async def chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):  # small chunks: boundaries and headers split across reads
+        yield data[i:i + size]
+
+
+async def test_fields_and_file_arrive_in_small_chunks() -> None:
+    audio = bytes(range(256)) * 50
+    data = body(("model", b"whisper-1", None), ("timestamp_granularities[]", b"word", None),
+                ("file", audio, "a b/../c.wav"), ("response_format", b"srt", None))
+    seen: list[str] = []
+    form = await read_form(CONTENT_TYPE, chunks(data), max_file_bytes=len(audio), on_field=lambda n, v: seen.append(n))
+    assert seen == ["model", "timestamp_granularities[]", "response_format"]
+    assert form.upload is not None and form.upload.size == len(audio) and form.upload.filename == "a b/../c.wav"
+    form.upload.file.seek(0)
+    assert form.upload.file.read() == audio
+    request = build_form(form.fields, Task.TRANSCRIBE, prefer_async=False)
+    assert request.response_format == "srt" and request.granularities() == {Granularity.SEGMENT, Granularity.WORD}
+    form.close()
+
+
+async def test_one_byte_over_the_limit_is_413() -> None:
+    data = body(("model", b"whisper-1", None), ("file", bytes(101), "a.wav"))
+    with pytest.raises(ApiError) as refused:
+        await read_form(CONTENT_TYPE, chunks(data, 64), max_file_bytes=100, on_field=check_field)
+    assert refused.value.status == 413 and refused.value.param == "file"
+    await read_form(CONTENT_TYPE, chunks(body(("file", bytes(100), "a.wav"))), max_file_bytes=100, on_field=check_field)
+
+
+async def test_an_unknown_model_stops_the_read_at_the_field() -> None:
+    async def stream() -> AsyncIterator[bytes]:
+        yield body(("model", b"gpt-4o", None))[:-len(f"--{BOUNDARY}--\r\n")]
+        yield b"--" + BOUNDARY.encode() + b"--\r\n"  # the rest is drained, not parsed
+
+    with pytest.raises(ApiError) as refused:
+        await read_form(CONTENT_TYPE, stream(), max_file_bytes=10, on_field=check_field)
+    assert refused.value.status == 400 and refused.value.code == "model_not_found"
+    assert "whisper-1-fast, whisper-1-quality" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data"),
+    [("application/json", b"{}"), (CONTENT_TYPE, body(("other", b"x", "x.bin"))),
+     (CONTENT_TYPE, body(("file", b"a", "a.wav"), ("file", b"b", "b.wav")))],
+    ids=["not-multipart", "file-under-another-name", "two-files"],
+)
+async def test_malformed_forms_are_400(content_type: str, data: bytes) -> None:
+    with pytest.raises(ApiError) as refused:
+        await read_form(content_type, chunks(data), max_file_bytes=100, on_field=check_field)
+    assert refused.value.status == 400
+
+
+def test_field_checks() -> None:
+    for name, value in (("temperature", "1.5"), ("temperature", "hot"), ("response_format", "docx"),
+                        ("timestamp_granularities[]", "letter"), ("model", "whisper-2")):
+        with pytest.raises(ApiError):
+            check_field(name, value)
+    form = build_form({"model": ["whisper-1-fast"], "temperature": ["0.3"], "async": ["true"]}, Task.TRANSLATE, False)
+    assert form.temperature == 0.3 and form.respond_async and form.task is Task.TRANSLATE
+    assert build_form({"model": ["whisper-1"]}, Task.TRANSCRIBE, prefer_async=True).respond_async
+
+
+def test_dead_letter_codes_map_to_statuses() -> None:
+    def status(code: str) -> int:
+        return from_dead_letter({"code": code, "message": "m", "event_id": "gw-1"}).status
+
+    assert (status("UNDECODABLE_AUDIO"), status("EMPTY_AUDIO"), status("AUDIO_TOO_LONG")) == (415, 400, 413)
+    assert (status("STORAGE_UNAVAILABLE"), status("TRANSCRIPTION_FAILED")) == (503, 500)
+    body = from_dead_letter({"code": "UNDECODABLE_AUDIO", "message": "not audio", "event_id": "gw-1"}).body()
+    assert body == {"error": {"message": "not audio", "type": "invalid_request_error", "param": "file",
+                              "code": "undecodable_audio", "event_id": "gw-1"}}
+
+
+def test_store_keeps_the_newest_and_the_first_transcript() -> None:
+    store = ResultStore(capacity=2)
+
+    def result(event_id: str, kind: str = "transcript", text: str = "") -> Result:
+        return Result(kind, event_id, {"text": text, "original_value": b"x"}, "t", 0, 0)
+
+    store.put(result("gw-a", text="first"))
+    store.put(result("gw-a", text="duplicate"))
+    assert store.get("gw-a").record["text"] == "first"  # type: ignore[union-attr]
+    store.put(result("gw-b", kind="dead_letter"))
+    assert "original_value" not in store.get("gw-b").record  # type: ignore[union-attr]
+    store.put(result("gw-c"))
+    assert store.get("gw-a") is None and len(store) == 2
