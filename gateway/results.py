@@ -147,6 +147,16 @@ class ResultHub:
         return len(self._waiters)
 
     async def _run(self) -> None:
+        try:
+            await self._read()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # /healthz turns 503 (the reader is dead), and the orchestrator restarts the process.
+            log.exception("results_reader_failed")
+            raise
+
+    async def _read(self) -> None:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
