@@ -1,6 +1,7 @@
 """``fwv2``: the stage's one command.
 
     fwv2 worker                  run a worker of the consumer group
+    fwv2 router                  hand each event to the GPU or the CPU pool (docs/ROUTING.md)
     fwv2 stack install|up|down|status  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
     fwv2 submit FILE...          upload files and produce their AudioReference events
     fwv2 tail                    read transcripts (and dead letters) from the output topics
@@ -32,6 +33,12 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
     from consumer.runner import run_worker
 
     return asyncio.run(run_worker(settings))
+
+
+def cmd_router(settings: Settings, _: argparse.Namespace) -> int:
+    from consumer.router import run_router
+
+    return asyncio.run(run_router(settings))
 
 
 def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
+    sub.add_parser("router", help="route events to the GPU or CPU pool").set_defaults(func=cmd_router)
 
     stack = sub.add_parser("stack", help="the embedded Kafka + MinIO stack")
     stack.add_argument("action", choices=["install", "up", "down", "status"])

@@ -211,6 +211,8 @@ class Router:
                 self._partitions[pool] = set(await self._producer.partitions_for(self.topics[pool]))
             if probe is not None:
                 await probe.start()
+                # Counts as a look for FWV2RouterBlind: a router that never manages one alerts too.
+                self.metrics.gpu_lag_observed.set(time.time())
                 watcher = asyncio.create_task(self._watch(probe, stop))
             await self._consumer.start()
             self.started.set()
