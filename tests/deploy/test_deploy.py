@@ -54,6 +54,9 @@ COUNTERS = {
     "fwv2_dead_letters_total": {"code"},
     "fwv2_retries_total": {"code"},
     "fwv2_audio_seconds_total": {"profile"},
+    # fwv2 router (consumer/router.py)
+    "fwv2_router_routed_total": {"pool", "reason"},
+    "fwv2_router_transaction_retries_total": set(),
 }
 GAUGES = {
     "gpu_memory_usage_bytes": {"device"},
@@ -63,6 +66,12 @@ GAUGES = {
     "fwv2_last_success_timestamp_seconds": set(),
     "fwv2_build_info": {"version", "model", "device", "compute_type", "pool"},
     "fwv2_worker_ready": set(),
+    # fwv2 router (consumer/router.py)
+    "fwv2_router_overflow_active": set(),
+    "fwv2_router_gpu_lag": set(),
+    "fwv2_router_gpu_members": set(),
+    "fwv2_router_gpu_lag_observed_timestamp_seconds": set(),
+    "fwv2_router_ready": set(),
 }
 HISTOGRAMS = {
     "transcription_duration_seconds": {"model", "profile", "with_diarization"},
@@ -187,6 +196,20 @@ def test_metric_name_extraction_itself() -> None:
 
 
 # --- Prometheus rules -----------------------------------------------------------------------------------
+
+
+def test_router_exports_the_listed_metrics() -> None:
+    from consumer.router import RouterMetrics
+
+    metrics = RouterMetrics()
+    metrics.routed.labels("gpu", "default").inc()
+    exported = {
+        sample.name: set(sample.labels)
+        for metric in metrics.registry.collect()
+        for sample in metric.samples
+        if not sample.name.endswith("_created")
+    }
+    assert exported == {name: labels for name, labels in {**COUNTERS, **GAUGES}.items() if name.startswith("fwv2_router_")}
 
 
 def test_promtool_check_rules() -> None:
@@ -388,6 +411,7 @@ VALUE_SETS = {
     "default": [],
     "gpu": ["-f", str(CHART / "ci" / "gpu-values.yaml")],
     "monitoring": ["-f", str(CHART / "ci" / "monitoring-values.yaml")],
+    "router": ["-f", str(CHART / "ci" / "router-values.yaml")],
 }
 
 
@@ -507,7 +531,8 @@ def test_helm_pods_are_locked_down_and_probed(values: str, renders: dict[str, li
     (config,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
     grace = float(config["data"]["SHUTDOWN_GRACE_S"])
     assert not {"S3_ACCESS_KEY", "S3_SECRET_KEY", "KAFKA_SASL_PASSWORD"} & set(config["data"]), "secrets in a ConfigMap"
-    deployments = by_kind(docs, "Deployment")
+    # The workers' Deployments (the router's own checks: test_helm_router).
+    deployments = [d for d in by_kind(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
     assert deployments
     for dep in deployments:
         name = dep["metadata"]["name"]
@@ -585,6 +610,54 @@ def test_helm_refuses_unsafe_values() -> None:
     assert "scraped twice" in helm_template_fails("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true")
 
 
+def test_helm_router(renders: dict[str, list[dict]]) -> None:
+    """The router (docs/ROUTING.md): off by default, in front of both pools when enabled."""
+    assert not [d for d in renders["default"] if d["metadata"]["name"].endswith("-router")]
+    docs = renders["router"]
+    deps = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
+    assert set(deps) == {"fwv2-cpu", "fwv2-gpu", "fwv2-router"}
+    router = deps["fwv2-router"]
+    assert router["spec"]["replicas"] == 1 and router["spec"]["strategy"]["type"] == "Recreate"
+    pod = router["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["router"] and container["image"] == "fwv2:0.1.0-cpu"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    env = {e["name"]: e for e in container["env"]}
+    value = {k: e.get("value") for k, e in env.items()}
+    assert env["ROUTER_TRANSACTIONAL_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "one per pod"
+    assert value["ROUTER_POOLS"] == "gpu,cpu" and value["ROUTER_GPU_GROUP_ID"] == "fwv2-gpu"
+    assert "S3_ACCESS_KEY" not in env, "the router never reads the object store"
+    # Each pool reads the topic the router writes for it, and none reads the router's input.
+    pool_inputs = {
+        name: next(e["value"] for e in deps[f"fwv2-{name}"]["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "KAFKA_INPUT_TOPIC")
+        for name in ("cpu", "gpu")
+    }
+    assert pool_inputs == {"cpu": value["KAFKA_CPU_TOPIC"], "gpu": value["KAFKA_GPU_TOPIC"]}
+    assert value["KAFKA_INPUT_TOPIC"] not in pool_inputs.values()
+    # Scraped as job="fwv2-router"; its own NetworkPolicy.
+    monitors = {m["metadata"]["name"]: m for m in by_kind(docs, "PodMonitor")}
+    (endpoint,) = monitors["fwv2-router"]["spec"]["podMetricsEndpoints"]
+    assert {r["targetLabel"]: r.get("replacement") for r in endpoint["relabelings"]}["job"] == "fwv2-router"
+    assert monitors["fwv2-router"]["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "router"
+    policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
+    assert policies["fwv2-router"]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "router"
+    # With only the CPU pool, everything goes there.
+    cpu_only = helm_template("--set", "router.enabled=true", "--set", "pools.cpu.inputTopic=audio.references.cpu")
+    (only,) = [d for d in by_kind(cpu_only, "Deployment") if d["metadata"]["name"] == "fwv2-router"]
+    only_env = {e["name"]: e.get("value") for e in only["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert only_env["ROUTER_POOLS"] == "cpu" and "KAFKA_GPU_TOPIC" not in only_env
+
+
+def test_helm_router_refuses_a_pool_on_its_input() -> None:
+    assert "transcribe every event a second time" in helm_template_fails("--set", "router.enabled=true")
+    assert "hysteresis" in helm_template_fails(
+        "-f", str(CHART / "ci" / "router-values.yaml"), "--set", "router.overflow.lowWatermark=50"
+    )
+
+
 def test_helm_models_hostpath_and_grace() -> None:
     docs = helm_template("--set", "models.enabled=true", "--set", "models.hostPath=/srv/models", "--set", "shutdownGraceSeconds=120")
     (dep,) = by_kind(docs, "Deployment")
@@ -657,6 +730,23 @@ def test_compose_resolved_stack() -> None:
     prom = " ".join(raw["services"]["prometheus"]["command"])
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom
     assert "./deploy/prometheus:/etc/prometheus:ro" in raw["services"]["prometheus"]["volumes"]
+
+
+def test_compose_router() -> None:
+    """The router in front of the pools (docs/ROUTING.md): each pool reads the topic the router fills for it."""
+    services = yaml.safe_load(ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "gpu", "config"], env=compose_env())))["services"]
+    router = services["router"]
+    env = router["environment"]
+    assert router["command"] == ["router"] and router["read_only"] is True and "/readyz" in router["healthcheck"]["test"]
+    assert env["KAFKA_INPUT_TOPIC"] == "audio.references" and env["ROUTER_POOLS"] == "cpu", "CPU only unless asked"
+    assert services["worker-cpu"]["environment"]["KAFKA_INPUT_TOPIC"] == env["KAFKA_CPU_TOPIC"]
+    assert services["worker-gpu"]["environment"]["KAFKA_INPUT_TOPIC"] == env["KAFKA_GPU_TOPIC"]
+    assert services["worker-gpu"]["environment"]["KAFKA_GROUP_ID"] == env["ROUTER_GPU_GROUP_ID"]
+    init = " ".join(services["kafka-init"]["command"])
+    assert env["KAFKA_CPU_TOPIC"] in init and env["KAFKA_GPU_TOPIC"] in init
+    config = yaml.safe_load(PROM_CONFIG.read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "fwv2-router"]
+    assert [n for sd in job["dns_sd_configs"] for n in sd["names"]] == ["router"]
 
 
 # --- Dockerfiles -------------------------------------------------------------------------------------------------
