@@ -74,6 +74,11 @@ def test_gateway_objects() -> None:
     # The workers' objects do not select the gateway's pods (metrics Service, PDBs).
     (metrics,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "fwv2-metrics"]
     assert not metrics["spec"]["selector"].items() <= labels.items()
+    assert not [n for n in by_kind(docs, "NetworkPolicy")], "none unless networkPolicy.enabled"
+    locked = helm_template(*GATEWAY_ON_SASL)
+    (policy,) = [n for n in by_kind(locked, "NetworkPolicy") if n["metadata"]["name"] == "fwv2-gateway"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
     cpu_hpa = helm_template(*GATEWAY, "--set", "gateway.autoscaling.metric=cpu")
     (hpa,) = by_kind(cpu_hpa, "HorizontalPodAutoscaler")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
