@@ -30,6 +30,9 @@ class HealthState:
 
     def __init__(self) -> None:
         self.model_loaded = False
+        # Set once one inference pass has run (runner.build_pipeline), before the worker joins its group.
+        self.model_warm = False
+        self.warm_up_s: float | None = None
         self.consumer_started = False
         self.worker_failed: str | None = None
         self.last_poll: Callable[[], float] = time.monotonic
@@ -46,6 +49,8 @@ class HealthState:
         ok = alive and self.model_loaded and self.consumer_started
         return ok, {
             "model_loaded": self.model_loaded,
+            "model_warm": self.model_warm,
+            "warm_up_s": self.warm_up_s,
             "consumer_started": self.consumer_started,
             "partitions_assigned": self.assigned(),
         }

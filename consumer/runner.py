@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
+import weakref
 from importlib.metadata import PackageNotFoundError, version
 
 from consumer.health import HealthState, serve
@@ -15,6 +17,9 @@ from consumer.worker import Worker
 from pipeline.stage import Pipeline
 
 log = get_logger("fwv2.runner")
+
+# Seconds each pipeline's warm-up pass took, for /readyz; a pipeline absent here was never warmed.
+_warm_up_s: weakref.WeakKeyDictionary[Pipeline, float] = weakref.WeakKeyDictionary()
 
 
 def _version() -> str:
@@ -31,9 +36,18 @@ def build_pipeline(settings: Settings) -> Pipeline:
         diarization=settings.diarization_config() if settings.enable_diarization else None,
         diarization_min_s=settings.diarization_min_duration_s,
     )
+    started = time.perf_counter()
     pipeline.warm_up()
+    _warm_up_s[pipeline] = time.perf_counter() - started
     info = pipeline.transcriber.info
-    log.info("model_loaded", model=info.name, device=info.device, compute_type=info.compute_type, load_s=round(info.load_s, 3))
+    log.info(
+        "model_loaded",
+        model=info.name,
+        device=info.device,
+        compute_type=info.compute_type,
+        load_s=round(info.load_s, 3),
+        warm_up_s=round(_warm_up_s[pipeline], 3),
+    )
     return pipeline
 
 
@@ -54,6 +68,8 @@ async def run_worker(settings: Settings, pipeline: Pipeline | None = None, stop:
         metrics.model_load.labels(info.name).set(info.load_s)
         metrics.build_info.labels(_version(), info.name, info.device, info.compute_type, settings.worker_pool).set(1)
         state.model_loaded = True
+        state.warm_up_s = _warm_up_s.get(pipeline)
+        state.model_warm = state.warm_up_s is not None
         worker = Worker(settings, pipeline, metrics=metrics)
         state.last_poll = lambda: worker.last_poll
         state.busy = lambda: not worker.idle.is_set()
