@@ -92,7 +92,6 @@ class GpuBacklogProbe:
         )
         # Ends as a read_committed worker sees them (the last stable offset), no group.
         self._consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
-        self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
         await self._admin.start()
@@ -103,21 +102,22 @@ class GpuBacklogProbe:
         await self._admin.close()
 
     async def observe(self) -> GpuObservation:
+        # "Unknown" is always a safe answer (the state machine holds its state), so no failure of
+        # a look may take the router down with it.
         lag = members = None
         try:
             lag = await self.lag()
-        except (KafkaError, OSError, TimeoutError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001
             log.warning("gpu_lag_unknown", group=self.group, error=repr(exc))
         try:
             members = await self.members()
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001
             log.warning("gpu_members_unknown", group=self.group, error=repr(exc))
         return GpuObservation(lag=lag, members=members, at=time.monotonic())
 
     async def lag(self) -> int | None:
-        if not self._partitions:
-            self._partitions = [TopicPartition(self.topic, p) for p in sorted(await partitions_for(self._consumer, self.topic))]
-        tps = self._partitions
+        # From the client's metadata each time, so that partitions added later are counted too.
+        tps = [TopicPartition(self.topic, p) for p in sorted(await partitions_for(self._consumer, self.topic))]
         # Asking for the partitions by name makes a real answer list each of them (-1: nothing
         # committed). An empty answer is no answer: right after a broker start the coordinator
         # replies NOT_COORDINATOR and aiokafka returns {} rather than raising.
@@ -186,6 +186,7 @@ class Router:
         self._partitions: dict[Pool, set[int]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._producer_broken = False
 
     def _make_producer(self) -> AIOKafkaProducer:
         return make_producer(
@@ -324,9 +325,11 @@ class Router:
         attempt = 0
         while True:
             attempt += 1
-            producer = self._producer
-            assert producer is not None
             try:
+                if self._producer_broken:
+                    await self._restart_producer()
+                producer = self._producer
+                assert producer is not None
                 async with producer.transaction():
                     sent = [
                         await producer.send(
@@ -346,25 +349,23 @@ class Router:
                 log.error("router_fenced", transactional_id=self.transactional_id)
                 raise
             except KafkaError as exc:
+                # A failed transaction can leave the producer in a state only a new one clears.
+                self._producer_broken = True
                 if stop.is_set():
                     raise Abandoned(f"stopping while routing fails: {exc!r}") from exc
                 delay = backoff(self.settings, attempt)
                 self.metrics.transaction_retries.inc()
                 log.warning("route_retry", error=repr(exc), attempt=attempt, events=len(decided), delay_s=round(delay, 2))
                 await asyncio.sleep(delay)
-                await self._restart_producer()
 
     async def _restart_producer(self) -> None:
-        # A failed transaction can leave the producer in a state only a new one clears; starting
-        # it again under the same transactional id aborts whatever the old one left open.
+        """A new producer under the same transactional id; starting it aborts what the old one left open."""
         assert self._producer is not None
-        with contextlib.suppress(KafkaError):
+        with contextlib.suppress(Exception):  # the old one is being thrown away, whatever state it is in
             await self._producer.stop()
         self._producer = self._make_producer()
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            log.warning("router_producer_restart_failed", error=repr(exc))
+        await self._producer.start()  # a KafkaError here is one more failed attempt of the caller
+        self._producer_broken = False
 
 
 async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> int:

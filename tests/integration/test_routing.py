@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from consumer.client import ResultReader, new_reference, partitions_for, upload
 from consumer.events import AudioReference, ObjectRef
@@ -248,6 +249,34 @@ async def _committed_lag(settings: Settings, group: str, topic: str) -> int:
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_once(rsettings: Settings) -> None:
+    s = rsettings
+    refs = [AudioReference(event_id=f"retry-{i}-{uuid.uuid4().hex[:6]}", object=OBJ) for i in range(5)]
+    async with running_router(s) as router, PoolTopics(s) as topics:
+        producer = router._producer  # noqa: SLF001 - the test breaks this one producer's next commit
+        assert producer is not None
+        failures = 0
+        original = producer.send_offsets_to_transaction
+
+        async def fail_once(*args: object, **kwargs: object) -> None:
+            nonlocal failures
+            if failures == 0:
+                failures += 1
+                raise KafkaConnectionError("injected: the broker went away mid-transaction")
+            await original(*args, **kwargs)  # type: ignore[arg-type]
+
+        producer.send_offsets_to_transaction = fail_once  # type: ignore[method-assign]
+        await submit(s, refs)
+        await topics.until(lambda: len(topics.seen) >= len(refs))
+        await topics.settle()
+        assert failures == 1 and router._producer is not producer, "the failed producer was replaced"  # noqa: SLF001
+        (retries,) = [v for _, v in _samples(router, "fwv2_router_transaction_retries_total")]
+        assert retries >= 1
+    assert Counter(r.key for r in topics.seen) == Counter(r.event_id.encode() for r in refs)
+    # The first attempt's records were written and aborted: only read_uncommitted readers see them.
+    assert await _records(s, "read_uncommitted") > await _records(s, "read_committed") == len(refs)
 
 
 # --- (b) overflow ---------------------------------------------------------------------------------------------
