@@ -42,6 +42,12 @@ class WorkerMetrics:
         self.build_info = Gauge(
             "fwv2_build_info", "Build and model of this worker.", ["version", "model", "device", "compute_type", "pool"], registry=r
         )
+        self.batch_size = Histogram(
+            "fwv2_batch_clips",
+            "Clips per batched inference pass (BATCH_MAX_CLIPS > 1).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.ready = Gauge("fwv2_worker_ready", "1 when the worker is ready to take events.", registry=r)
         # Result cache: hits by tier and by key (object = ETag and size, content = SHA-256 of the
         # bytes); a miss counts once per tier an event looked in before it ran inference.

@@ -140,6 +140,28 @@ class Settings(BaseSettings):
     vad_threshold: float | None = Field(None, gt=0, lt=1, description="Overrides the profile's VAD threshold.")
     vad_min_silence_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD silence length.")
     vad_speech_pad_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD padding.")
+    batch_max_clips: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Events polled together so their short clips (one window, same options) share one batched "
+            "inference pass; 1 = one event at a time. Pays on GPUs; on the 2-core CPU measured it cost more "
+            "than it saved (docs/BENCHMARKS.md)."
+        ),
+    )
+    batch_max_wait_ms: int = Field(
+        50, ge=0, le=10_000, description="The most a batch waits for more events after its first one arrived."
+    )
+    long_audio_batch_size: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description=(
+            "Windows of one long clip decoded side by side (BatchedInferencePipeline), for profiles that allow "
+            "it (whisper-1-fast); 0 = off. A GPU setting."
+        ),
+    )
     enable_diarization: bool = Field(
         False, description="Whether this worker runs speaker diarization at all (loads its models at start)."
     )
@@ -327,4 +349,5 @@ class Settings(BaseSettings):
                 vad_speech_pad_ms=self.vad_speech_pad_ms,
             ),
             max_duration_s=self.max_audio_duration_s,
+            long_audio_batch_size=self.long_audio_batch_size,
         )

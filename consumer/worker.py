@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -40,7 +40,7 @@ from consumer.kafka import make_consumer
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
 from consumer.notifications import NotificationRules, reference_from_notification
-from consumer.result_cache import ResultCache
+from consumer.result_cache import Lookup, ResultCache
 from consumer.settings import Settings
 from consumer.storage import BlobStore
 from pipeline.errors import StageError
@@ -71,6 +71,17 @@ class _PendingRetry:
     offset: int
     attempts: int
     due: float
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A record parsed, checked and fetched ahead of a batched pass, with the pass's transcript."""
+
+    ref: AudioReference
+    blob: Lookup
+    fetch_s: float
+    started: float
+    transcript: Transcript | None = None
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -155,9 +166,13 @@ class Worker:
             log.info("worker_started", group=s.kafka_group_id, topic=s.kafka_input_topic, guarantee=s.processing_guarantee)
             while not stop.is_set():
                 self._resume_due_partitions()
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=1)
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=s.batch_max_clips)
                 self.last_poll = time.monotonic()
-                for records in batches.values():
+                if s.batch_max_clips > 1 and batches:
+                    records = await self._fill_batch([r for rs in batches.values() for r in rs])
+                    await self.warmed.wait()
+                    await self._process_batch(records, stop)
+                for records in batches.values() if s.batch_max_clips == 1 else ():
                     for record in records:
                         await self.warmed.wait()  # not inside _process: a revoke waits for idle
                         await self._process(record, stop)
@@ -193,41 +208,112 @@ class Worker:
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     async def _process(self, record: ConsumerRecord, stop: asyncio.Event) -> None:
+        self.idle.clear()
+        self.metrics.active.inc()
+        try:
+            await self._settle(record)
+        finally:
+            self.metrics.active.dec()
+            self.idle.set()
+
+    async def _settle(self, record: ConsumerRecord, ready: _Ready | None = None) -> bool:
+        """Deliver one record's outcome; True when its partition was rewound (a retry) or abandoned."""
         assert self._consumer is not None and self._delivery is not None
         tp = TopicPartition(record.topic, record.partition)
         pending = self.retries.get(tp)
         attempt = pending.attempts + 1 if pending and pending.offset == record.offset else 1
-        self.idle.clear()
-        self.metrics.active.inc()
         try:
-            result = await self.handle(record, attempt)
+            result = await self.handle(record, attempt, ready)
             if isinstance(result, RetryLater):
                 # Pause only this partition and rewind to the event; the others go on.
                 self._consumer.pause(tp)
                 self._consumer.seek(tp, record.offset)
                 self.retries[tp] = _PendingRetry(record.offset, attempt, time.monotonic() + result.delay_s)
                 self.metrics.retries.labels(result.error.code.value).inc()
-                return
+                return True
             self.retries.pop(tp, None)
             if result is not None:
                 self.processed += 1
                 self.metrics.last_success.set(time.time())
+            return False
         except Abandoned as exc:
             log.warning("event_abandoned", reason=str(exc), partition=record.partition, offset=record.offset)
+            return True
+
+    # --- cross-event batching (BATCH_MAX_CLIPS > 1) ---------------------------------------
+
+    async def _fill_batch(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        """Wait up to BATCH_MAX_WAIT_MS, from the first record, for more to share its pass."""
+        assert self._consumer is not None
+        deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
+        while len(records) < self.settings.batch_max_clips and (left := deadline - time.monotonic()) > 0:
+            more = await self._consumer.getmany(
+                timeout_ms=max(1, int(left * 1000)), max_records=self.settings.batch_max_clips - len(records)
+            )
+            records.extend(r for rs in more.values() for r in rs)
+        return records
+
+    async def _process_batch(self, records: list[ConsumerRecord], stop: asyncio.Event) -> None:
+        """Several records at once: their short clips share one inference pass (Pipeline.process_batch).
+
+        Each record is still delivered on its own, in offset order within its partition. A record
+        that is not a plain fetched clip (a duplicate, a bad event, a failure) takes the
+        one-at-a-time way; after a retry rewinds a partition, the batch's later records of that
+        partition are left for the consumer to fetch again.
+        """
+        self.idle.clear()
+        self.metrics.active.inc(len(records))
+        try:
+            ready: dict[int, _Ready] = {}
+            for n, record in enumerate(records):
+                prepared = await self._prepare(record)
+                if prepared is not None:
+                    ready[n] = prepared
+            pending = {n: r for n, r in ready.items() if r.blob.hit is None}
+            if len(pending) > 1:
+                items = [(r.blob.data, r.ref.to_request()) for r in pending.values()]
+                loop = asyncio.get_running_loop()
+                outcomes = await loop.run_in_executor(self._inference, self.pipeline.process_batch, items)
+                self.metrics.batch_size.observe(len(items))
+                for n, out in zip(pending, outcomes, strict=True):
+                    # A clip that failed in the pass is done again alone, by the one-at-a-time way.
+                    ready[n] = replace(ready[n], transcript=out if isinstance(out, Transcript) else None)
+            rewound: set[TopicPartition] = set()
+            for n, record in enumerate(records):
+                tp = TopicPartition(record.topic, record.partition)
+                if tp in rewound:
+                    continue
+                if await self._settle(record, ready.get(n)):
+                    rewound.add(tp)
         finally:
-            self.metrics.active.dec()
+            self.metrics.active.dec(len(records))
             self.idle.set()
 
-    async def handle(self, record: ConsumerRecord, attempt: int = 1) -> Outcome | RetryLater:
-        """Turn one input record into exactly one delivered outcome, or a request to retry it later."""
+    async def _prepare(self, record: ConsumerRecord) -> _Ready | None:
+        """Parse, check and fetch ahead of a batched pass; None leaves the record to the one-at-a-time way."""
         started = time.perf_counter()
+        try:
+            ref = self._parse(record)
+            if ref is None or ref.event_id in self.done:
+                return None
+            self.pipeline.check_request(ref.to_request())
+            self.store.check_allowed(ref.object)
+            fetch_started = time.perf_counter()
+            blob = await self.results.fetch(ref)
+            return _Ready(ref, blob, time.perf_counter() - fetch_started, started)
+        except Exception:  # noqa: BLE001 - handled, logged and delivered by the one-at-a-time way
+            return None
+
+    async def handle(self, record: ConsumerRecord, attempt: int = 1, ready: _Ready | None = None) -> Outcome | RetryLater:
+        """Turn one input record into exactly one delivered outcome, or a request to retry it later."""
+        started = ready.started if ready is not None else time.perf_counter()
         event_id = peek_event_id(record.value)
         self.metrics.consumed.labels(record.topic).inc()
         structlog.contextvars.bind_contextvars(
             event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset, attempt=attempt
         )
         try:
-            ref = self._parse(record)
+            ref = ready.ref if ready is not None else self._parse(record)
             if ref is None:  # a bucket notification about nothing this stage watches
                 assert self._delivery is not None
                 await self._delivery.skip(record)
@@ -244,7 +330,7 @@ class Worker:
                 return Outcome("duplicate")
             self.pipeline.check_request(ref.to_request())
             self.store.check_allowed(ref.object)
-            return await self._transcribe_and_deliver(record, ref, started, attempt)
+            return await self._transcribe_and_deliver(record, ref, started, attempt, ready)
         except StageError as exc:
             if exc.retriable and attempt < self.settings.max_attempts:
                 delay = backoff(self.settings, attempt)
@@ -265,14 +351,19 @@ class Worker:
         return parse_audio_reference(record.value)
 
     async def _transcribe_and_deliver(
-        self, record: ConsumerRecord, ref: AudioReference, started: float, attempts: int
+        self, record: ConsumerRecord, ref: AudioReference, started: float, attempts: int, ready: _Ready | None = None
     ) -> Outcome:
         loop = asyncio.get_running_loop()
-        fetch_started = time.perf_counter()
-        blob = await self.results.fetch(ref)  # a result-cache hit carries the transcript and skips inference
-        fetch_s = time.perf_counter() - fetch_started
-        transcript = blob.hit or await loop.run_in_executor(
-            self._inference, self.pipeline.process, blob.data, ref.to_request()
+        if ready is not None:  # fetched ahead of a batched pass, maybe transcribed in it
+            blob, fetch_s = ready.blob, ready.fetch_s
+        else:
+            fetch_started = time.perf_counter()
+            blob = await self.results.fetch(ref)  # a result-cache hit carries the transcript and skips inference
+            fetch_s = time.perf_counter() - fetch_started
+        transcript = (
+            blob.hit
+            or (ready.transcript if ready is not None else None)
+            or await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, ref.to_request())
         )
         value = encode_transcript(
             transcript_record(

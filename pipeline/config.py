@@ -29,3 +29,5 @@ class EngineConfig:
     cpu_threads: int = 0
     overrides: ProfileOverrides = field(default_factory=ProfileOverrides)
     max_duration_s: float = 4 * 3600.0
+    # Windows of one long clip decoded side by side (profiles with batch_long_audio only); 0 or 1: off.
+    long_audio_batch_size: int = 0

@@ -30,6 +30,13 @@ class Profile:
     patience: float
     vad: VadOptions
     description: str
+    # Whether short clips of this profile may share one batched inference pass with other clips
+    # (faster-whisper's BatchedInferencePipeline). A clip of one 30 s window loses nothing of
+    # condition_on_previous_text there, only the temperature fallback on a failed decode.
+    batch_short_clips: bool = False
+    # Whether audio longer than one window may run batched (windows decoded side by side) where the
+    # worker enables it: it drops condition_on_previous_text and the temperature fallback.
+    batch_long_audio: bool = False
 
     def whisper_options(self) -> dict[str, Any]:
         """The profile as faster-whisper's ``transcribe`` keyword arguments (the VAD is always on)."""
@@ -77,6 +84,8 @@ PROFILES: dict[str, Profile] = {
             # Aggressive VAD: a higher speech threshold and short silences cut more non-speech.
             vad=VadOptions(threshold=0.6, min_silence_ms=500, speech_pad_ms=200),
             description="Greedy decoding and aggressive VAD: the most audio per second.",
+            batch_short_clips=True,
+            batch_long_audio=True,  # speed is its point; greedy decoding gains little from the context
         ),
         Profile(
             name="whisper-1",
@@ -85,6 +94,8 @@ PROFILES: dict[str, Profile] = {
             patience=1.0,
             vad=VadOptions(threshold=0.5, min_silence_ms=1000, speech_pad_ms=400),
             description="Beam 5, balanced VAD: faster-whisper's defaults.",
+            batch_short_clips=True,
+            batch_long_audio=False,  # keeps faster-whisper's defaults: context across windows, fallback
         ),
         Profile(
             name="whisper-1-quality",
@@ -94,6 +105,7 @@ PROFILES: dict[str, Profile] = {
             # Conservative VAD: keeps quiet speech and pads generously so no word is clipped.
             vad=VadOptions(threshold=0.35, min_silence_ms=2000, speech_pad_ms=600),
             description="Wide beam, conservative VAD: the fewest errors.",
+            # Never batched: the temperature fallback and the context are part of its accuracy.
         ),
     )
 }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pipeline.batch import BatchKey, batch_key, transcribe_together
 from pipeline.config import EngineConfig
 from pipeline.decode import decode_audio
 from pipeline.diarization import DiarizationConfig, SpeakerTurn, assign_speakers
@@ -62,10 +64,60 @@ class Pipeline:
         self.transcriber.profile(request.profile)
 
     def process(self, data: bytes, request: TranscriptionRequest) -> Transcript:
+        audio, decode_s = self._decode(data, request)
+        return self._process_decoded(audio, decode_s, request)
+
+    def process_batch(self, items: Sequence[tuple[bytes, TranscriptionRequest]]) -> list[Transcript | Exception]:
+        """Several clips at once; each item's result is its transcript or its own error.
+
+        Clips that fit one window, will not be diarized, and decode the same way (``BatchKey``) share
+        one batched inference pass; the rest, and every clip of a batch that failed as a whole, run
+        one by one exactly as ``process`` runs them.
+        """
+        results: list[Transcript | Exception | None] = [None] * len(items)
+        decoded: dict[int, tuple[DecodedAudio, float]] = {}
+        groups: dict[BatchKey, list[int]] = {}
+        alone: list[int] = []
+        for n, (data, request) in enumerate(items):
+            try:
+                decoded[n] = self._decode(data, request)
+            except Exception as exc:  # noqa: BLE001 - this item's failure, not the batch's
+                results[n] = exc
+                continue
+            duration = decoded[n][0].duration_s
+            key = batch_key(self.transcriber, request, duration) if self._skip_reason(request, duration) else None
+            (groups.setdefault(key, []) if key is not None else alone).append(n)
+        for members in groups.values():
+            if len(members) == 1:
+                alone.extend(members)
+                continue
+            request = items[members[0]][1]
+            try:
+                together = transcribe_together(self.transcriber, [decoded[n][0] for n in members], request)
+            except Exception:  # noqa: BLE001 - one clip may sink a batch: give each its own chance
+                alone.extend(members)
+                continue
+            for n, transcript in zip(members, together, strict=True):
+                audio, decode_s = decoded[n]
+                skipped = self._skip_reason(items[n][1], audio.duration_s)
+                assert skipped is not None
+                results[n] = replace(transcript, decode_s=decode_s, diarization=skipped)
+        for n in sorted(alone):
+            audio, decode_s = decoded[n]
+            try:
+                results[n] = self._process_decoded(audio, decode_s, items[n][1])
+            except Exception as exc:  # noqa: BLE001 - this item's failure, not the batch's
+                results[n] = exc
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _decode(self, data: bytes, request: TranscriptionRequest) -> tuple[DecodedAudio, float]:
         self.check_request(request)
         started = time.perf_counter()
         audio = decode_audio(data, self.config.max_duration_s)
-        decode_s = time.perf_counter() - started
+        return audio, time.perf_counter() - started
+
+    def _process_decoded(self, audio: DecodedAudio, decode_s: float, request: TranscriptionRequest) -> Transcript:
         skipped = self._skip_reason(request, audio.duration_s)
         turns = None if skipped is not None else self._start_diarization(audio, request)
         try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.transcribe import Segment as RawSegment
 
 from pipeline.config import EngineConfig
@@ -23,6 +23,10 @@ from pipeline.types import (
     TranscriptionRequest,
     Word,
 )
+
+
+# Above two windows, batching a clip's own windows can pay off (where it is enabled).
+LONG_AUDIO_S = 60.0
 
 
 def bundled_model_path() -> Path:
@@ -82,6 +86,14 @@ class Transcriber:
             load_s=time.perf_counter() - started,
         )
         self._config = config
+        self._batched: BatchedInferencePipeline | None = None
+
+    @property
+    def batched(self) -> BatchedInferencePipeline:
+        """The same model, decoding several windows side by side (made on first use)."""
+        if self._batched is None:
+            self._batched = BatchedInferencePipeline(self._model)
+        return self._batched
 
     @property
     def multilingual(self) -> bool:
@@ -101,17 +113,37 @@ class Transcriber:
         if not self.multilingual and language is None:
             language = "en"  # an .en model only knows English; skip detection
         started = time.perf_counter()
+        # Long audio runs batched (windows side by side) only where the worker asks for it and the
+        # profile allows it: it gives up the context between windows and the temperature fallback.
+        batched = (
+            self._config.long_audio_batch_size > 1
+            and profile.batch_long_audio
+            and not request.temperature
+            and audio.duration_s > LONG_AUDIO_S
+        )
         try:
-            raw_segments, info = self._model.transcribe(
-                audio.samples,
-                language=language,
-                task=request.task.value,
-                initial_prompt=request.prompt,
-                word_timestamps=request.word_timestamps,
-                **profile.whisper_options(),
-                **_temperature(request.temperature),
-            )
-            segments = tuple(_segment(i, s) for i, s in enumerate(raw_segments))
+            if batched:
+                raw_segments, info = self.batched.transcribe(
+                    audio.samples,
+                    language=language,
+                    task=request.task.value,
+                    initial_prompt=request.prompt,
+                    word_timestamps=request.word_timestamps,
+                    batch_size=self._config.long_audio_batch_size,
+                    without_timestamps=False,
+                    **profile.whisper_options(),
+                )
+            else:
+                raw_segments, info = self._model.transcribe(
+                    audio.samples,
+                    language=language,
+                    task=request.task.value,
+                    initial_prompt=request.prompt,
+                    word_timestamps=request.word_timestamps,
+                    **profile.whisper_options(),
+                    **_temperature(request.temperature),
+                )
+            segments = tuple(to_segment(i, s) for i, s in enumerate(raw_segments))
         except (MemoryError, RuntimeError, ValueError) as exc:
             raise model_failure(exc, "transcribing", TranscriptionError) from exc
         elapsed = time.perf_counter() - started
@@ -135,7 +167,7 @@ def _temperature(value: float | None) -> dict[str, float]:
     return {"temperature": value} if value else {}
 
 
-def _segment(index: int, raw: RawSegment) -> Segment:
+def to_segment(index: int, raw: RawSegment) -> Segment:
     words = tuple(
         Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
         for w in (raw.words or ())
