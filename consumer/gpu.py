@@ -26,6 +26,11 @@ class GpuMemory:
     def available(self) -> bool:
         return self._handle is not None
 
+    def total_bytes(self) -> int | None:
+        if self._handle is None:
+            return None
+        return int(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).total)
+
     def used_bytes(self) -> int | None:
         if self._handle is None:
             return None

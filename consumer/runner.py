@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from dataclasses import replace
 import time
 import weakref
 from importlib.metadata import PackageNotFoundError, version
 
+from consumer.gpu import GpuMemory
 from consumer.health import HealthState, serve
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
 from consumer.settings import Settings
 from consumer.worker import Worker
+from pipeline.config import EngineConfig
+from pipeline.models import choose_model
 from pipeline.stage import Pipeline
+from pipeline.transcribe import resolve_device
 
 log = get_logger("fwv2.runner")
 
@@ -29,10 +34,22 @@ def _version() -> str:
         return "dev"
 
 
+def engine_config(settings: Settings) -> EngineConfig:
+    """The settings' engine config, with WHISPER_MODEL=auto resolved against this machine's GPU."""
+    config = settings.engine_config()
+    if settings.whisper_model != "auto":
+        return config
+    device = resolve_device(settings.device)
+    memory = GpuMemory(settings.device_index).total_bytes() if device == "cuda" else None
+    choice = choose_model(settings.whisper_models_dir or settings.cache_dir / "whisper-models", memory)
+    log.info("model_chosen", model=choice.name, path=choice.path, reason=choice.reason)
+    return replace(config, model_path=choice.path, model_name=settings.whisper_model_name or choice.name)
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     """Load the model and run one warm-up pass; done before the worker takes any partition."""
     pipeline = Pipeline(
-        settings.engine_config(),
+        engine_config(settings),
         diarization=settings.diarization_config() if settings.enable_diarization else None,
         diarization_min_s=settings.diarization_min_duration_s,
     )
