@@ -82,7 +82,13 @@ def run_bare(profile: str, threads: int, files: list[Path]) -> dict:
 
 
 async def run_stage(
-    settings: Settings, profile: str, threads: int, files: list[Path], log_path: Path, speakers: bool = False
+    settings: Settings,
+    profile: str,
+    threads: int,
+    files: list[Path],
+    log_path: Path,
+    speakers: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> dict:
     run_id = uuid.uuid4().hex[:8]
     s = settings.model_copy(
@@ -112,6 +118,7 @@ async def run_stage(
         "DIARIZATION_MIN_DURATION_S": "0",
         # Every clip is inference: the bench repeats clips, which the result cache would answer.
         "RESULT_CACHE_ENABLED": "false",
+        **(extra_env or {}),
     }
     with open(log_path, "ab") as log:
         worker = subprocess.Popen([sys.executable, "-m", "consumer.cli", "worker"], env=env, stdout=log, stderr=log)
