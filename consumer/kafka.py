@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from consumer.settings import Settings
@@ -59,6 +60,12 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **extr
     }
     options.update(extra)
     return AIOKafkaConsumer(*topics, **_common(settings), **options)
+
+
+def make_admin(settings: Settings, client_suffix: str = "admin") -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        **_common(settings), client_id=f"{settings.kafka_client_id}-{client_suffix}", request_timeout_ms=10_000
+    )
 
 
 async def start_consumer(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:

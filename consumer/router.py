@@ -25,7 +25,6 @@ import time
 from typing import cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -34,7 +33,7 @@ from consumer.client import partitions_for
 from consumer.delivery import Abandoned, backoff
 from consumer.events import parse_audio_reference, peek_event_id
 from consumer.health import HealthState, serve
-from consumer.kafka import _common, make_consumer, make_producer, start_consumer
+from consumer.kafka import make_admin, make_consumer, make_producer, start_consumer
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
 from consumer.routing import (
@@ -87,9 +86,7 @@ class GpuBacklogProbe:
         self.settings = settings
         self.topic = settings.kafka_gpu_topic
         self.group = settings.router_gpu_group_id
-        self._admin = AIOKafkaAdminClient(
-            **_common(settings), client_id=f"{settings.kafka_client_id}-router-probe", request_timeout_ms=10_000
-        )
+        self._admin = make_admin(settings, "router-probe")
         # Ends as a read_committed worker sees them (the last stable offset), no group.
         self._consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
 
