@@ -19,11 +19,11 @@ from __future__ import annotations
 import io
 from urllib.parse import urlparse
 
-import urllib3
 from minio import Minio
 from minio.error import S3Error
 
 from consumer.settings import Settings
+from consumer.storage import make_client
 
 _ABSENT = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 
@@ -46,19 +46,7 @@ def parse_prefix(url: str) -> tuple[str, str]:
 def _client(settings: Settings) -> Minio:
     # Shorter timeouts than the audio fetch: a slow cache must cost an event little, since
     # the answer on failure is only a miss.
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=2.0, read=10.0),
-        retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
-        maxsize=2,
-    )
-    return Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key.get_secret_value(),
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-        http_client=http,
-    )
+    return make_client(settings, connect_s=2.0, read_s=10.0, pool=2)
 
 
 class S3ResultStore:

@@ -39,13 +39,13 @@ class Blob:
     content_type: str | None
 
 
-def make_client(settings: Settings) -> Minio:
-    # Short timeouts and no hidden urllib3 retries: the worker owns retry and backoff,
+def make_client(settings: Settings, *, connect_s: float = 5.0, read_s: float = 60.0, pool: int = 4) -> Minio:
+    # Short timeouts and no hidden urllib3 retries: the caller owns retry and backoff,
     # so an outage shows up in its metrics and attempts instead of a silent stall.
     http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=5.0, read=60.0),
+        timeout=urllib3.Timeout(connect=connect_s, read=read_s),
         retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
-        maxsize=4,
+        maxsize=pool,
     )
     return Minio(
         settings.s3_endpoint,

@@ -154,8 +154,10 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the event in flight, commit and leave the group."""
         s = self.settings
-        isolation = "read_committed" if s.processing_guarantee == "exactly_once" else "read_uncommitted"
-        self._consumer = make_consumer(s, group_id=s.kafka_group_id, isolation_level=isolation)
+        # Always read_committed: the router writes the pools' topics in transactions, and an aborted
+        # copy read anyway would be transcribed (and the real one then skipped as a duplicate).
+        # Records of non-transactional producers are visible at once either way.
+        self._consumer = make_consumer(s, group_id=s.kafka_group_id, isolation_level="read_committed")
         topics = [s.kafka_input_topic, *([s.kafka_notification_topic] if s.kafka_notification_topic else [])]
         self._consumer.subscribe(topics, listener=_DrainOnRevoke(self))
         self._delivery = make_delivery(s, self._consumer, stop)

@@ -7,7 +7,6 @@ import contextlib
 import mimetypes
 import re
 
-import urllib3
 from aiokafka import AIOKafkaProducer
 from minio import Minio
 
@@ -15,6 +14,7 @@ from consumer.events import AudioReference, ObjectRef
 from consumer.kafka import make_producer
 from consumer.logs import get_logger
 from consumer.settings import Settings
+from consumer.storage import make_client
 from gateway.errors import ApiError
 from gateway.form import SpooledUpload
 from gateway.request import TranscriptionForm
@@ -29,20 +29,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def make_storage(settings: Settings) -> Minio:
-    # Like consumer.storage.make_client, with a pool sized for many requests at once.
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=5.0, read=60.0),
-        retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
-        maxsize=32,
-    )
-    return Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key.get_secret_value(),
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-        http_client=http,
-    )
+    # A pool sized for many requests at once.
+    return make_client(settings, pool=32)
 
 
 def object_key(prefix: str, event_id: str, filename: str) -> str:

@@ -121,28 +121,20 @@ class Transcriber:
             and not request.temperature
             and audio.duration_s > LONG_AUDIO_S
         )
+        common = {
+            "language": language,
+            "task": request.task.value,
+            "initial_prompt": request.prompt,
+            "word_timestamps": request.word_timestamps,
+            **profile.whisper_options(),
+        }
         try:
             if batched:
                 raw_segments, info = self.batched.transcribe(
-                    audio.samples,
-                    language=language,
-                    task=request.task.value,
-                    initial_prompt=request.prompt,
-                    word_timestamps=request.word_timestamps,
-                    batch_size=self._config.long_audio_batch_size,
-                    without_timestamps=False,
-                    **profile.whisper_options(),
+                    audio.samples, batch_size=self._config.long_audio_batch_size, without_timestamps=False, **common
                 )
             else:
-                raw_segments, info = self._model.transcribe(
-                    audio.samples,
-                    language=language,
-                    task=request.task.value,
-                    initial_prompt=request.prompt,
-                    word_timestamps=request.word_timestamps,
-                    **profile.whisper_options(),
-                    **_temperature(request.temperature),
-                )
+                raw_segments, info = self._model.transcribe(audio.samples, **common, **_temperature(request.temperature))
             segments = tuple(to_segment(i, s) for i, s in enumerate(raw_segments))
         except (MemoryError, RuntimeError, ValueError) as exc:
             raise model_failure(exc, "transcribing", TranscriptionError) from exc
