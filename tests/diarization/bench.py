@@ -5,6 +5,7 @@
     .venv/bin/python -m tests.diarization.bench speed        # wall time by clip, step and torch threads
     .venv/bin/python -m tests.diarization.bench contention   # after / beside faster-whisper, and the fixes
     .venv/bin/python -m tests.diarization.bench words        # the whole Pipeline: WER, words with the right speaker
+    .venv/bin/python -m tests.diarization.bench embedding    # CAM++ on one thread or two, alone and beside whisper
 
 Every measured cell runs in a fresh Python process (``_cell``), so thread pools, OpenMP state and
 import order are those of a real worker. The machine is shared: each cell repeats ``--repeat`` times
@@ -353,6 +354,45 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
 
+def embedding(args: argparse.Namespace) -> None:
+    """Embedding workers 1 and 2: diarization alone and beside whisper-1-fast (1 thread), one process."""
+    import threading
+
+    from pipeline.config import EngineConfig
+    from pipeline.diarization import DiarizationConfig, Diarizer
+    from pipeline.transcribe import Transcriber
+    from pipeline.types import DecodedAudio, Granularity, TranscriptionRequest
+    from tests.diarization.clips import CLIPS
+
+    clip = CLIPS[args.clips[0]]()
+    transcriber = Transcriber(EngineConfig(cpu_threads=1))
+    transcriber.warm_up()
+    audio = DecodedAudio(samples=clip.samples, sample_rate=16_000, duration_s=clip.duration)
+    request = TranscriptionRequest(profile="whisper-1-fast", granularities=frozenset({Granularity.WORD}))
+    print(f"<!-- {_load()} clip {clip.name}, step {args.steps[0]} -->")
+    print("| embedding workers | diarize alone s | diarize beside whisper s | DER collar 0 |")
+    print("|---|---|---|---|")
+    for workers in (1, 2):
+        diarizer = Diarizer(DiarizationConfig(segmentation_step=args.steps[0], embedding_workers=workers))
+        diarizer.warm_up()
+        alone, beside = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            turns = diarizer.diarize(clip.samples)
+            alone.append(time.perf_counter() - t0)
+            worker = threading.Thread(target=transcriber.transcribe, args=(audio, request))
+            t0 = time.perf_counter()
+            worker.start()
+            diarizer.diarize(clip.samples)
+            beside.append(time.perf_counter() - t0)
+            worker.join()
+        print(
+            f"| {workers} | {', '.join(f'{x:.2f}' for x in alone)} | {', '.join(f'{x:.2f}' for x in beside)} | "
+            f"{_der(clip, turns, 0.0):.1%} |",
+            flush=True,
+        )
+
+
 def words(args: argparse.Namespace) -> None:
     """The whole Pipeline (decode, whisper and diarization beside it, assignment) on encoded clips."""
     import io
@@ -404,7 +444,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(prog="python -m tests.diarization.bench")
-    parser.add_argument("what", choices=("quality", "robustness", "speed", "contention", "words"))
+    parser.add_argument("what", choices=("quality", "robustness", "speed", "contention", "words", "embedding"))
     parser.add_argument("--clips", nargs="+", default=None)
     parser.add_argument("--steps", nargs="+", type=float, default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -417,10 +457,11 @@ def main() -> None:
         "speed": (["sample", "sample4", "mix4"], [0.1, 0.2, 0.3, 0.4, 0.5]),
         "contention": (["sample4"], [0.2]),
         "words": (["sample", "sample4", "mix4"], [0.2]),
+        "embedding": (["sample4"], [0.2]),
     }[args.what]
     args.clips = args.clips or defaults[0]
     args.steps = args.steps or defaults[1]
-    {"quality": quality, "robustness": robustness, "speed": speed, "contention": contention, "words": words}[
+    {"quality": quality, "robustness": robustness, "speed": speed, "contention": contention, "words": words, "embedding": embedding}[
         args.what
     ](args)
 
