@@ -145,7 +145,32 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.bench import run_bench
 
+    if argv := _issue7_bench_argv(args):  # --latency, --soak, --long, --scale: their own scripts
+        import importlib
+
+        return int(importlib.import_module(f"consumer.bench_{argv[0]}").main(argv[1:]))
     return run_bench(settings, args)
+
+
+def _issue7_bench_argv(args: argparse.Namespace) -> list[str]:
+    """``fwv2 bench --latency|--soak|--long|--scale``: which script, and the options it takes from the bench's."""
+    mode = next((m for m in ("latency", "soak", "long", "scale") if getattr(args, m, False)), None)
+    if mode is None:
+        return []
+    argv = [mode]
+    if args.profile:
+        argv += ["--profile", args.profile[0]]
+    if args.json:
+        argv += ["--json", str(args.json)]
+    if args.events and mode != "long":
+        argv += ["--events", str(args.events)]
+    if args.files:
+        argv += {"latency": ["--clip", args.files[0]], "long": ["--file", args.files[0]]}.get(mode, ["--files", *args.files])
+    if mode == "scale":
+        argv += ["--rounds", str(args.rounds)]
+    if mode == "long" and args.seconds:
+        argv += ["--seconds", str(args.seconds)]
+    return argv
 
 
 def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
@@ -203,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--speakers", action="store_true", help="the stage also diarizes (word+speaker granularity)")
     bench.add_argument("--cache", action="store_true", help="a duplicate served from the result cache against a miss")
     bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
+    bench.add_argument("--latency", action="store_true", help="one 5 s clip at a time: p50/p95 against bare inference")
+    bench.add_argument("--soak", action="store_true", help="worker RSS over many events (default 500)")
+    bench.add_argument("--long", action="store_true", help="one long file (default 1 h): peak RSS, partitions kept")
+    bench.add_argument("--scale", action="store_true", help="1 worker against 2 in one group on a 4-partition topic")
+    bench.add_argument("--events", type=int, default=None, help="events for --latency, --soak, --scale")
+    bench.add_argument("--seconds", type=int, default=None, help="length of --long's generated file")
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
     bench.set_defaults(func=cmd_bench)
 
