@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import urllib3
 from minio import Minio
 
 from consumer.settings import Settings
@@ -136,12 +137,20 @@ class MinioNode:
         raise StackError(f"MinIO was not ready in time; see {self.process.log_file}:\n{self.process.log_tail()}")
 
     def client(self) -> Minio:
+        # Short timeouts: set-up calls retry until the stack's deadline, so one request that a
+        # just-restarted server holds (minio-py's default read timeout is 5 minutes) must not use
+        # up the whole deadline; it was seen to in CI, right after the object-store outage test.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=2.0, read=10.0),
+            retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
+        )
         return Minio(
             self.endpoint,
             access_key=self.settings.s3_access_key.get_secret_value(),
             secret_key=self.settings.s3_secret_key.get_secret_value(),
             secure=False,
             region=self.settings.s3_region,
+            http_client=http,
         )
 
 
