@@ -68,7 +68,14 @@ class WorkerProcess:
     def terminate(self) -> int:
         assert self.proc is not None
         self.proc.terminate()
-        return self.proc.wait(60)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            # A worker that does not drain in time must not outlive the test (it would keep a
+            # group member and the machine's cores); the test fails on the exit code instead.
+            self.proc.kill()
+            self.proc.wait(10)
+            return -9
 
     def transcribing(self) -> bool:
         return self.log.exists() and self.log.read_text().count("event_transcribed") > 0
