@@ -23,6 +23,8 @@ def run_demo(settings: Settings, *, keep_stack: bool = False, fmt: str = "text")
     from consumer.stack import EmbeddedStack
 
     stack = EmbeddedStack(settings, echo=_say)
+    # A stack that was already running (another shell, the tests) is left running: stop what we started.
+    started_here = not stack.is_running()
     _say("1/4 starting the embedded stack (genuine Kafka and MinIO on 127.0.0.1)...")
     stack.up()
     try:
@@ -55,6 +57,6 @@ def run_demo(settings: Settings, *, keep_stack: bool = False, fmt: str = "text")
 
         return asyncio.run(go())
     finally:
-        if not keep_stack:
+        if started_here and not keep_stack:
             _say("stopping the embedded stack...")
             stack.down()
