@@ -166,6 +166,14 @@ class Settings(BaseSettings):
             "it (whisper-1-fast); 0 = off. A GPU setting."
         ),
     )
+    long_audio_window_s: float = Field(
+        600.0,
+        ge=0,
+        description=(
+            "Long audio is transcribed in windows of about this many seconds, cut in quiet moments, so memory "
+            "does not grow with the clip; 0 = the whole clip in one call (an hour then peaks at 3.3 GB)."
+        ),
+    )
     enable_diarization: bool = Field(
         False, description="Whether this worker runs speaker diarization at all (loads its models at start)."
     )
@@ -354,4 +362,5 @@ class Settings(BaseSettings):
             ),
             max_duration_s=self.max_audio_duration_s,
             long_audio_batch_size=self.long_audio_batch_size,
+            long_audio_window_s=self.long_audio_window_s,
         )

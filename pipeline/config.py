@@ -31,3 +31,6 @@ class EngineConfig:
     max_duration_s: float = 4 * 3600.0
     # Windows of one long clip decoded side by side (profiles with batch_long_audio only); 0 or 1: off.
     long_audio_batch_size: int = 0
+    # Sequential decoding of long audio runs in windows of about this many seconds, cut in quiet
+    # moments, so memory does not grow with the clip (pipeline.windows); 0: the whole clip at once.
+    long_audio_window_s: float = 600.0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.transcribe import Segment as RawSegment
+from faster_whisper.transcribe import TranscriptionInfo
 
 from pipeline.config import EngineConfig
 from pipeline.errors import TranscriptionError, model_failure
@@ -23,6 +25,7 @@ from pipeline.types import (
     TranscriptionRequest,
     Word,
 )
+from pipeline.windows import SAMPLE_RATE, windows
 
 
 # Above two windows, batching a clip's own windows can pay off (where it is enabled).
@@ -133,9 +136,9 @@ class Transcriber:
                 raw_segments, info = self.batched.transcribe(
                     audio.samples, batch_size=self._config.long_audio_batch_size, without_timestamps=False, **common
                 )
+                segments = tuple(to_segment(i, s) for i, s in enumerate(raw_segments))
             else:
-                raw_segments, info = self._model.transcribe(audio.samples, **common, **_temperature(request.temperature))
-            segments = tuple(to_segment(i, s) for i, s in enumerate(raw_segments))
+                segments, info = self._sequential(audio, common, request.temperature)
         except (MemoryError, RuntimeError, ValueError) as exc:
             raise model_failure(exc, "transcribing", TranscriptionError) from exc
         elapsed = time.perf_counter() - started
@@ -152,6 +155,40 @@ class Transcriber:
             warnings=audio.warnings,
             transcribe_s=elapsed,
         )
+
+
+    def _sequential(
+        self, audio: DecodedAudio, common: dict[str, Any], temperature: float | None
+    ) -> tuple[tuple[Segment, ...], TranscriptionInfo]:
+        """faster-whisper's own sequential decoding, window by window on long audio (pipeline.windows).
+
+        A window after the first is prompted with the end of the text before it (faster-whisper keeps
+        the last 223 tokens of a prompt), standing in for condition_on_previous_text across the cut,
+        and keeps the language the first window found.
+        """
+        samples = np.asarray(audio.samples)
+        segments: list[Segment] = []
+        first_info: TranscriptionInfo | None = None
+        options = {**common, **_temperature(temperature)}
+        for start, end in windows(samples, self._config.long_audio_window_s):
+            raw_segments, info = self._model.transcribe(samples[start:end], **options)
+            offset = start / SAMPLE_RATE
+            segments.extend(_shifted(to_segment(len(segments), s), offset) for s in raw_segments)
+            if first_info is None:
+                first_info = info
+                options["language"] = info.language
+            tail = " ".join(s.text for s in segments[-20:] if s.text)
+            if tail:
+                options["initial_prompt"] = tail
+        assert first_info is not None
+        return tuple(segments), first_info
+
+
+def _shifted(segment: Segment, by: float) -> Segment:
+    if not by:
+        return segment
+    words = tuple(replace(w, start=w.start + by, end=w.end + by) for w in segment.words)
+    return replace(segment, start=segment.start + by, end=segment.end + by, words=words)
 
 
 def _temperature(value: float | None) -> dict[str, float]:
