@@ -115,7 +115,7 @@ async def run_config(
     bad = [r for r in results.values() if r.kind != "transcript"]
     if bad:
         raise RuntimeError(f"scale event dead-lettered: {bad[0].record['message']}")
-    per_worker = [sum(e["event"] == "event_transcribed" for e in log_events(log)) - 0 for log in logs]
+    per_worker = [sum(e["event"] == "event_transcribed" for e in log_events(log)) for log in logs]
     audio_s = sum(r.record["duration_s"] for r in results.values())
     return {
         "workers": workers, "threads_each": threads, "events": events, "audio_s": audio_s, "wall_s": wall,
