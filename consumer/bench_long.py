@@ -88,7 +88,8 @@ def bare_child(profile_name: str, threads: int, path: str, window_s: int = 0) ->
     its STFT holds several float32 and complex64 copies of it: for an hour of speech that, not the
     waveform, is the peak. The prototype decodes once (``pipeline.decode``) and transcribes
     windows of about ``window_s`` one after the other, which bounds those copies by the window. Each
-    window ends at the quietest 100 ms of its last 30 s (``quiet_cut``), so no word is cut in two.
+    window ends at the quietest 100 ms of its last 30 s (``pipeline.windows``), so no word is cut in two;
+    no window is prompted with the text before it.
     """
     import numpy as np
     from faster_whisper import WhisperModel
@@ -96,6 +97,7 @@ def bare_child(profile_name: str, threads: int, path: str, window_s: int = 0) ->
     from pipeline.decode import decode_audio
     from pipeline.profiles import get_profile
     from pipeline.transcribe import bundled_model_path
+    from pipeline.windows import windows
 
     model = WhisperModel(str(bundled_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
     options = {"language": "en", **get_profile(profile_name).whisper_options()}
@@ -104,13 +106,10 @@ def bare_child(profile_name: str, threads: int, path: str, window_s: int = 0) ->
     started = time.perf_counter()
     if window_s:
         samples = decode_audio(Path(path).read_bytes(), 4 * 3600).samples
-        audio_s, words, start = len(samples) / 16_000, 0, 0
-        while start < len(samples):
-            step = window_s * 16_000
-            end = quiet_cut(samples, start + step, search=min(30 * 16_000, step // 2))
+        audio_s, words = len(samples) / 16_000, 0
+        for start, end in windows(samples, window_s):  # the stage's own cuts (pipeline.windows), no prompt
             segments, _ = model.transcribe(samples[start:end], **options)
             words += sum(len(s.text.split()) for s in segments)
-            start = end
     else:
         segments, info = model.transcribe(path, **options)
         words = sum(len(s.text.split()) for s in segments)
@@ -122,21 +121,6 @@ def bare_child(profile_name: str, threads: int, path: str, window_s: int = 0) ->
         sys.stdout,
     )
     return 0
-
-
-def quiet_cut(samples: Any, target: int, search: int = 30 * 16_000, frame: int = 1_600) -> int:
-    """Where to end a window near ``target``: the middle of the quietest 100 ms frame in the 30 s before it."""
-    import numpy as np
-
-    if target >= len(samples):
-        return len(samples)
-    lo = max(0, target - search)
-    usable = (target - lo) // frame * frame
-    if usable == 0:
-        return target
-    frames = samples[target - usable : target].reshape(-1, frame)
-    quietest = int(np.argmin(np.einsum("ij,ij->i", frames, frames)))
-    return target - usable + quietest * frame + frame // 2
 
 
 def run_bare(profile: str, threads: int, path: Path, window_s: int = 0) -> dict[str, Any]:

@@ -88,12 +88,3 @@ def test_rebalances_and_assignment_from_worker_logs(tmp_path: Path) -> None:
 def test_fwv2_bench_hands_its_options_to_the_script(argv: list[str], expected: list[str]) -> None:
     assert _issue7_bench_argv(build_parser().parse_args(argv)) == expected
 
-
-def test_quiet_cut_ends_a_window_in_the_quietest_frame_before_it() -> None:
-    from consumer.bench_long import quiet_cut
-
-    loud = np.ones(100 * 16_000, dtype=np.float32)
-    loud[50 * 16_000 : 50 * 16_000 + 1_600] = 0  # 100 ms of silence, 10 s before the target
-    assert quiet_cut(loud, 60 * 16_000) == 50 * 16_000 + 800
-    assert quiet_cut(loud, 200 * 16_000) == len(loud)  # past the end: the end
-    assert quiet_cut(loud, 60 * 16_000, search=100) == 60 * 16_000  # nowhere to look: the target
