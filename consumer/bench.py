@@ -256,10 +256,7 @@ def write_markdown(path: Path, table: str, clips: int, repeat: int, threads: int
     cpu = platform.processor() or platform.machine()
     medians = {p: statistics.median(r.ratio for r in runs if r.profile == p) for p in dict.fromkeys(r.profile for r in runs)}
     summary = ", ".join(f"{p}: **{v:.3f}**" for p, v in medians.items())
-    path.write_text(
-        f"""# Benchmarks
-
-## Throughput: the stage against bare faster-whisper
+    section = f"""## Throughput: the stage against bare faster-whisper
 
 Reproduce (starts and stops the embedded stack itself):
 
@@ -287,4 +284,18 @@ Median ratio per profile over {len(runs) // len(medians)} rounds: {summary}.
 
 {table}
 """
-    )
+    path.write_text(replace_section(path.read_text() if path.exists() else "# Benchmarks\n", section))
+
+
+def replace_section(document: str, section: str) -> str:
+    """``document`` with the ``## `` section that ``section`` starts with replaced (or appended): the
+    other sections of docs/BENCHMARKS.md, written by other benchmarks, stay as they are."""
+    heading = section.splitlines()[0]
+    lines = document.splitlines(keepends=True)
+    try:
+        start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == heading)
+    except StopIteration:
+        return document.rstrip("\n") + "\n\n" + section
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = "".join(lines[end:])
+    return "".join(lines[:start]) + section.rstrip("\n") + "\n" + ("\n" + tail if tail else "")

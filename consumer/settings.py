@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         ),
     )
     kafka_session_timeout_ms: int = Field(30_000, ge=6_000)
+    kafka_fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=5_000,
+        description=(
+            "How long the broker may hold a worker's fetch for more data. aiokafka's 500 ms default let 5 of 30 "
+            "events wait 281-489 ms with the record already there; 100 ms costs an idle worker ~10 empty fetches a second."
+        ),
+    )
 
     # --- Bucket notifications as input (consumer/notifications.py) ----------------------
     kafka_notification_topic: str = Field(

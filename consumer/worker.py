@@ -157,7 +157,9 @@ class Worker:
         # Always read_committed: the router writes the pools' topics in transactions, and an aborted
         # copy read anyway would be transcribed (and the real one then skipped as a duplicate).
         # Records of non-transactional producers are visible at once either way.
-        self._consumer = make_consumer(s, group_id=s.kafka_group_id, isolation_level="read_committed")
+        self._consumer = make_consumer(
+            s, group_id=s.kafka_group_id, isolation_level="read_committed", fetch_max_wait_ms=s.kafka_fetch_max_wait_ms
+        )
         topics = [s.kafka_input_topic, *([s.kafka_notification_topic] if s.kafka_notification_topic else [])]
         self._consumer.subscribe(topics, listener=_DrainOnRevoke(self))
         self._delivery = make_delivery(s, self._consumer, stop)

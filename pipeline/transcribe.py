@@ -162,9 +162,9 @@ class Transcriber:
     ) -> tuple[tuple[Segment, ...], TranscriptionInfo]:
         """faster-whisper's own sequential decoding, window by window on long audio (pipeline.windows).
 
-        A window after the first is prompted with the end of the text before it (faster-whisper keeps
-        the last 223 tokens of a prompt), standing in for condition_on_previous_text across the cut,
-        and keeps the language the first window found.
+        Every window gets the request's own prompt, not the text before it: carrying the previous
+        window's text as the prompt measured 5-8 % fewer words on an hour (windows dropping and
+        repeating words), against 0.1 % fewer without it. Later windows keep the first one's language.
         """
         samples = np.asarray(audio.samples)
         segments: list[Segment] = []
@@ -177,9 +177,6 @@ class Transcriber:
             if first_info is None:
                 first_info = info
                 options["language"] = info.language
-            tail = " ".join(s.text for s in segments[-20:] if s.text)
-            if tail:
-                options["initial_prompt"] = tail
         assert first_info is not None
         return tuple(segments), first_info
 

@@ -88,3 +88,12 @@ def test_rebalances_and_assignment_from_worker_logs(tmp_path: Path) -> None:
 def test_fwv2_bench_hands_its_options_to_the_script(argv: list[str], expected: list[str]) -> None:
     assert _issue7_bench_argv(build_parser().parse_args(argv)) == expected
 
+
+
+def test_the_throughput_markdown_replaces_only_its_own_section() -> None:
+    from consumer.bench import replace_section
+
+    doc = "# Benchmarks\n\n## Throughput: the stage against bare faster-whisper\n\nold\n\n## Result cache\n\nkept\n"
+    new = replace_section(doc, "## Throughput: the stage against bare faster-whisper\n\nnew\n")
+    assert new == "# Benchmarks\n\n## Throughput: the stage against bare faster-whisper\n\nnew\n\n## Result cache\n\nkept\n"
+    assert replace_section("# Benchmarks\n", "## Other\n\nx\n") == "# Benchmarks\n\n## Other\n\nx\n"
