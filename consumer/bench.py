@@ -17,16 +17,15 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from consumer.bench_bare import peak_rss_bytes
+from consumer.bench_tools import fresh_topics
 from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.samples import make_samples
 from consumer.settings import Settings
 from consumer.stack import EmbeddedStack
-from consumer.stack.topology import ensure_topics, stage_topics
 from pipeline.types import Granularity
 
 DEFAULT_PROFILES = ("whisper-1-fast", "whisper-1")
@@ -90,17 +89,8 @@ async def run_stage(
     speakers: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> dict:
-    run_id = uuid.uuid4().hex[:8]
-    s = settings.model_copy(
-        update={
-            "kafka_input_topic": f"bench.{run_id}.in",
-            "kafka_output_topic": f"bench.{run_id}.out",
-            "kafka_dead_letter_topic": f"bench.{run_id}.dlq",
-            "kafka_group_id": f"bench-{run_id}",
-        }
-    )
-    loop = asyncio.get_running_loop()
-    await ensure_topics(s.kafka_bootstrap_servers, stage_topics(s), s.kafka_topic_partitions, loop.time() + 30, _say)
+    s = await fresh_topics(settings, "bench")
+    run_id = s.kafka_group_id.removeprefix("bench-")
     objects = [upload(s, f, key=f"bench/{run_id}/{i:04d}-{f.name}") for i, f in enumerate(files)]
     env = {
         **os.environ,

@@ -25,20 +25,19 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from minio.datatypes import Part
 
+from consumer.bench_tools import fresh_topics
 from consumer.client import ResultReader, new_reference, upload
 from consumer.events import AudioReference, ObjectRef
 from consumer.kafka import make_producer
 from consumer.samples import make_samples
 from consumer.settings import Settings
 from consumer.stack import EmbeddedStack
-from consumer.stack.topology import ensure_topics, stage_topics
 from consumer.storage import make_client
 
 DEFAULT_PROFILES = ("whisper-1-fast", "whisper-1")
@@ -111,18 +110,9 @@ async def timed(producer: Any, reader: ResultReader, settings: Settings, ref: Au
 
 
 async def run(settings: Settings, files: list[Path], profiles: list[str], hits: int, threads: int, log_path: Path) -> Timings:
-    run_id = uuid.uuid4().hex[:8]
-    s = settings.model_copy(
-        update={
-            "kafka_input_topic": f"bench.{run_id}.in",
-            "kafka_output_topic": f"bench.{run_id}.out",
-            "kafka_dead_letter_topic": f"bench.{run_id}.dlq",
-            "kafka_group_id": f"bench-{run_id}",
-            "result_cache_prefix": f"s3://fwv2-cache/bench-{run_id}/",
-        }
-    )
-    loop = asyncio.get_running_loop()
-    await ensure_topics(s.kafka_bootstrap_servers, stage_topics(s), s.kafka_topic_partitions, loop.time() + 30, _say)
+    s = await fresh_topics(settings, "bench")
+    run_id = s.kafka_group_id.removeprefix("bench-")
+    s = s.model_copy(update={"result_cache_prefix": f"s3://fwv2-cache/bench-{run_id}/"})
     objects = [upload(s, f, key=f"bench-cache/{run_id}/{i:04d}-{f.name}") for i, f in enumerate(files)]
     copies = [upload_copy(s, f, key=f"bench-cache/{run_id}/{i:04d}-copy-{f.name}") for i, f in enumerate(files)]
     out = Timings()

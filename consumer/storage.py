@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import urllib3
@@ -75,28 +77,17 @@ class BlobStore:
         """The object's ETag, size and type, nothing downloaded; over the size limit is refused here too."""
         self.check_allowed(ref)
         where = f"s3://{ref.bucket}/{ref.key}"
-        try:
+        with _object_store_errors(where):
             stat = self._client.stat_object(ref.bucket, ref.key, version_id=ref.version_id)
-        except S3Error as exc:
-            raise _map_s3_error(exc, where) from exc
-        except ServerError as exc:
-            raise StorageUnavailableError(f"object store answered {exc.status_code} for {where}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageUnavailableError(f"object store unreachable for {where}: {type(exc).__name__}") from exc
         size = int(stat.size or 0)
         if size > self._max_bytes:
             raise ObjectTooLargeError(f"{where} is {size} bytes; the limit is {self._max_bytes} bytes")
         return ObjectInfo(etag=stat.etag, size=size, content_type=stat.content_type)
 
     def fetch(self, ref: ObjectRef) -> Blob:
-        self.check_allowed(ref)
+        info = self.stat(ref)  # refused from the metadata alone: nothing is downloaded
         where = f"s3://{ref.bucket}/{ref.key}"
-        try:
-            stat = self._client.stat_object(ref.bucket, ref.key, version_id=ref.version_id)
-            size = int(stat.size or 0)
-            if size > self._max_bytes:
-                # Refused from the metadata alone: nothing is downloaded.
-                raise ObjectTooLargeError(f"{where} is {size} bytes; the limit is {self._max_bytes} bytes")
+        with _object_store_errors(where):
             response = self._client.get_object(ref.bucket, ref.key, version_id=ref.version_id)
             try:
                 # Read one byte past the limit so an object that grew after stat is still refused.
@@ -104,15 +95,22 @@ class BlobStore:
             finally:
                 response.close()
                 response.release_conn()
-        except S3Error as exc:
-            raise _map_s3_error(exc, where) from exc
-        except ServerError as exc:
-            raise StorageUnavailableError(f"object store answered {exc.status_code} for {where}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageUnavailableError(f"object store unreachable for {where}: {type(exc).__name__}") from exc
         if len(data) > self._max_bytes:
             raise ObjectTooLargeError(f"{where} is over the limit of {self._max_bytes} bytes")
-        return Blob(data=data, etag=stat.etag, size=len(data), content_type=stat.content_type)
+        return Blob(data=data, etag=info.etag, size=len(data), content_type=info.content_type)
+
+
+@contextmanager
+def _object_store_errors(where: str) -> Iterator[None]:
+    """The object store's and the network's exceptions, as the stage's errors (which say if retriable)."""
+    try:
+        yield
+    except S3Error as exc:
+        raise _map_s3_error(exc, where) from exc
+    except ServerError as exc:
+        raise StorageUnavailableError(f"object store answered {exc.status_code} for {where}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StorageUnavailableError(f"object store unreachable for {where}: {type(exc).__name__}") from exc
 
 
 def _map_s3_error(exc: S3Error, where: str) -> Exception:

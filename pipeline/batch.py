@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from pipeline.errors import TranscriptionError, model_failure
-from pipeline.transcribe import Transcriber, to_segment
+from pipeline.transcribe import Transcriber, shifted, to_segment
 from pipeline.types import DecodedAudio, Diarization, DiarizationStatus, Segment, Task, Transcript, TranscriptionRequest
 
 SAMPLE_RATE = 16_000
@@ -100,7 +100,7 @@ def transcribe_together(
             )
             for raw in raw_segments:
                 n = _owner((float(raw.start) + float(raw.end)) / 2, spans, owners)
-                per_clip[n].append(_shift(to_segment(len(per_clip[n]), raw), -offsets[n]))
+                per_clip[n].append(shifted(to_segment(len(per_clip[n]), raw), -offsets[n]))
         except (MemoryError, RuntimeError, ValueError) as exc:
             raise model_failure(exc, "transcribing a batch", TranscriptionError) from exc
     share = (time.perf_counter() - started) / len(audios)
@@ -129,8 +129,3 @@ def _owner(middle: float, spans: list[dict[str, float]], owners: list[int]) -> i
         if middle < span["end"]:
             return owner
     return owners[-1]
-
-
-def _shift(segment: Segment, by: float) -> Segment:
-    words = tuple(replace(w, start=max(0.0, w.start + by), end=max(0.0, w.end + by)) for w in segment.words)
-    return replace(segment, start=max(0.0, segment.start + by), end=max(0.0, segment.end + by), words=words)

@@ -76,6 +76,7 @@ class Pipeline:
         """
         results: list[Transcript | Exception | None] = [None] * len(items)
         decoded: dict[int, tuple[DecodedAudio, float]] = {}
+        skipped: dict[int, Diarization] = {}  # why a batched clip is not diarized, for its transcript
         groups: dict[BatchKey, list[int]] = {}
         alone: list[int] = []
         for n, (data, request) in enumerate(items):
@@ -85,8 +86,13 @@ class Pipeline:
                 results[n] = exc
                 continue
             duration = decoded[n][0].duration_s
-            key = batch_key(self.transcriber, request, duration) if self._skip_reason(request, duration) else None
-            (groups.setdefault(key, []) if key is not None else alone).append(n)
+            reason = self._skip_reason(request, duration)
+            key = None if reason is None else batch_key(self.transcriber, request, duration)
+            if reason is None or key is None:
+                alone.append(n)
+                continue
+            skipped[n] = reason
+            groups.setdefault(key, []).append(n)
         for members in groups.values():
             if len(members) == 1:
                 alone.extend(members)
@@ -98,10 +104,7 @@ class Pipeline:
                 alone.extend(members)
                 continue
             for n, transcript in zip(members, together, strict=True):
-                audio, decode_s = decoded[n]
-                skipped = self._skip_reason(items[n][1], audio.duration_s)
-                assert skipped is not None
-                results[n] = replace(transcript, decode_s=decode_s, diarization=skipped)
+                results[n] = replace(transcript, decode_s=decoded[n][1], diarization=skipped[n])
         for n in sorted(alone):
             audio, decode_s = decoded[n]
             try:

@@ -173,7 +173,7 @@ class Transcriber:
         for start, end in windows(samples, self._config.long_audio_window_s):
             raw_segments, info = self._model.transcribe(samples[start:end], **options)
             offset = start / SAMPLE_RATE
-            segments.extend(_shifted(to_segment(len(segments), s), offset) for s in raw_segments)
+            segments.extend(shifted(to_segment(len(segments), s), offset) for s in raw_segments)
             if first_info is None:
                 first_info = info
                 options["language"] = info.language
@@ -181,11 +181,12 @@ class Transcriber:
         return tuple(segments), first_info
 
 
-def _shifted(segment: Segment, by: float) -> Segment:
+def shifted(segment: Segment, by: float) -> Segment:
+    """The segment and its words moved ``by`` seconds along the timeline (never before 0)."""
     if not by:
         return segment
-    words = tuple(replace(w, start=w.start + by, end=w.end + by) for w in segment.words)
-    return replace(segment, start=segment.start + by, end=segment.end + by, words=words)
+    words = tuple(replace(w, start=max(0.0, w.start + by), end=max(0.0, w.end + by)) for w in segment.words)
+    return replace(segment, start=max(0.0, segment.start + by), end=max(0.0, segment.end + by), words=words)
 
 
 def _temperature(value: float | None) -> dict[str, float]:
