@@ -70,9 +70,10 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_bare(profile: str, threads: int, files: list[Path]) -> dict:
+def run_bare(profile: str, threads: int, files: list[Path], words: bool = False) -> dict:
+    argv = ["--profile", profile, "--threads", str(threads), *(["--words"] if words else []), *map(str, files)]
     out = subprocess.run(
-        [sys.executable, "-m", "consumer.bench_bare", "--profile", profile, "--threads", str(threads), *map(str, files)],
+        [sys.executable, "-m", "consumer.bench_bare", *argv],
         check=True,
         capture_output=True,
         text=True,
@@ -190,7 +191,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
                 for side in ("bare", "stage") if n % 2 else ("stage", "bare"):
                     _say(f"[{profile} round {n}/{args.rounds}] {side}...")
                     if side == "bare":
-                        bare = run_bare(profile, threads, files)
+                        # With --speakers the stage computes word timestamps: so does the bare side.
+                        bare = run_bare(profile, threads, files, words=args.speakers)
                     else:
                         stage = asyncio.run(run_stage(settings, profile, threads, files, log_path, args.speakers))
                 run = Run(

@@ -32,6 +32,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--model", default=None)
     parser.add_argument("--compute-type", default="int8")
+    # Word timestamps, as the stage computes them when speakers are asked for (same options, fair ratio).
+    parser.add_argument("--words", action="store_true")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
 
@@ -40,6 +42,8 @@ def main() -> int:
         args.model or str(bundled_model_path()), device="cpu", compute_type=args.compute_type, cpu_threads=args.threads
     )
     options = {"language": "en", **profile.whisper_options()}
+    if args.words:
+        options["word_timestamps"] = True
     list(model.transcribe(args.files[0], **options)[0])  # warm-up, as the stage's worker does
 
     per_file = []

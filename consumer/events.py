@@ -7,6 +7,7 @@ explains them for producers and consumers.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,29 @@ from pipeline.types import (
 MAX_METADATA_ENTRIES = 64
 MAX_METADATA_BYTES = 16 * 1024
 MAX_PROMPT_CHARS = 2_000
+
+
+def parse_granularities(values: str | Iterable[str]) -> tuple[Granularity, ...]:
+    """Granularities from a string or a list whose items may each be comma-separated, first-seen order kept.
+
+    OpenAI's SDK sends ``timestamp_granularities="word,speaker"`` as one value, so every place that
+    takes a list (the gateway's form fields, the AudioReference) reads it here. Whitespace around an
+    item is dropped and so are repeats; an empty or unknown item is a ValueError that names it.
+    """
+    valid = ", ".join(g.value for g in Granularity)
+    found: dict[Granularity, None] = {}
+    for value in [values] if isinstance(values, str) else values:
+        text = str(value)
+        for item in text.split(","):
+            name = item.strip()
+            if not name:
+                raise ValueError(f"empty item in timestamp granularities {text!r}; valid: {valid}")
+            try:
+                found.setdefault(Granularity(name))
+            except ValueError:
+                where = "" if name == text else f" in {text!r}"
+                raise ValueError(f"unknown timestamp granularity {name!r}{where}; valid: {valid}") from None
+    return tuple(found)
 
 
 class ObjectRef(BaseModel):
@@ -76,6 +100,14 @@ class AudioReference(BaseModel):
         if value is not None and value.lower() not in _LANGUAGE_CODES:
             raise ValueError(f"unknown language code {value!r}; use an ISO 639-1 code Whisper knows, or null")
         return value.lower() if value else value
+
+    @field_validator("timestamp_granularities", mode="before")
+    @classmethod
+    def _split_granularities(cls, value: Any) -> Any:
+        # "word,speaker" as well as ["word", "speaker"]; anything else is left to the type's own error.
+        if isinstance(value, str) or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+            return parse_granularities(value)
+        return value
 
     @model_validator(mode="after")
     def _speaker_bounds(self) -> AudioReference:
@@ -215,6 +247,9 @@ def transcript_record(
             "decode_s": transcript.decode_s,
             "transcribe_s": transcript.transcribe_s,
             "diarize_s": transcript.diarize_s,
+            # A result-cache hit ran no inference for this event (its decode, transcribe and diarize
+            # times are 0 too); the cached entry keeps its own inference_s.
+            "inference_s": 0.0 if transcript.cache is not None else transcript.inference_s,
             "total_s": total_s,
         },
         "worker": {"group": group, "pool": pool, "host": host},
@@ -320,5 +355,6 @@ def transcript_from_record(record: dict[str, Any]) -> Transcript:
         decode_s=timings["decode_s"],
         transcribe_s=timings["transcribe_s"],
         diarize_s=timings["diarize_s"],
+        inference_s=timings.get("inference_s", 0.0),  # absent in records of a writer before the field
         cache=_cache_hit(record.get("cache")),
     )

@@ -4,6 +4,8 @@
           the worker task has not died.
 /readyz:  the model is loaded and warmed up, the consumer has started (so the broker
           answered), and the worker is polling: partitions assigned, or waiting for them.
+          Its body also says whether speaker diarization is loaded, and with which settings
+          (``diarization``); that is information only, never a reason to be unready.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,6 +26,29 @@ log = get_logger("fwv2.health")
 # The worker polls every 200 ms between events and holds at most one event at a time; a
 # loop that has neither polled nor held an event this long is stuck.
 POLL_STALE_S = 120.0
+
+
+class Describes(Protocol):
+    """What a loaded diarizer tells about itself (pipeline.diarization.Diarizer.describe)."""
+
+    def describe(self) -> dict[str, object]: ...
+
+
+def diarization_state(diarizer: Describes | None, enabled: bool) -> dict[str, object]:
+    """Whether diarization is loaded and how it is set, for /readyz, the start-up logs and build info.
+
+    The diarizer's own keys pass through untouched (new ones appear without a change here); values
+    that JSON cannot hold become strings, so the probe can never fail on them.
+    """
+    if diarizer is None:
+        # The runner builds a diarizer exactly when ENABLE_DIARIZATION is true; a pipeline handed in
+        # without one (tests, embedding code) is the other case.
+        reason = "the pipeline was built without diarization" if enabled else "ENABLE_DIARIZATION=false"
+        return {"loaded": False, "reason": reason}
+    described = {
+        k: v if v is None or isinstance(v, str | int | float | bool) else str(v) for k, v in diarizer.describe().items()
+    }
+    return {"loaded": True, **described}
 
 
 class HealthState:
@@ -38,6 +64,8 @@ class HealthState:
         self.last_poll: Callable[[], float] = time.monotonic
         self.busy: Callable[[], bool] = lambda: False
         self.assigned: Callable[[], int] = lambda: 0
+        # Set by the runner once the pipeline is built (diarization_state); unknown until then.
+        self.diarization: dict[str, object] = {"loaded": False, "reason": "the model is not loaded yet"}
 
     def health(self) -> tuple[bool, dict[str, object]]:
         stale = not self.busy() and time.monotonic() - self.last_poll() > POLL_STALE_S
@@ -53,6 +81,7 @@ class HealthState:
             "warm_up_s": self.warm_up_s,
             "consumer_started": self.consumer_started,
             "partitions_assigned": self.assigned(),
+            "diarization": self.diarization,
         }
 
 

@@ -11,7 +11,7 @@ import weakref
 from importlib.metadata import PackageNotFoundError, version
 
 from consumer.gpu import GpuMemory
-from consumer.health import HealthState, serve
+from consumer.health import HealthState, diarization_state, serve
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
 from consumer.settings import Settings
@@ -64,6 +64,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         compute_type=info.compute_type,
         load_s=round(info.load_s, 3),
         warm_up_s=round(_warm_up_s[pipeline], 3),
+        diarization=diarization_state(pipeline.diarizer, settings.enable_diarization),
     )
     return pipeline
 
@@ -83,7 +84,16 @@ async def run_worker(settings: Settings, pipeline: Pipeline | None = None, stop:
         pipeline = pipeline or await asyncio.to_thread(build_pipeline, settings)
         info = pipeline.transcriber.info
         metrics.model_load.labels(info.name).set(info.load_s)
-        metrics.build_info.labels(_version(), info.name, info.device, info.compute_type, settings.worker_pool).set(1)
+        diarization = diarization_state(pipeline.diarizer, settings.enable_diarization)
+        metrics.set_build_info(
+            version=_version(),
+            model=info.name,
+            device=info.device,
+            compute_type=info.compute_type,
+            pool=settings.worker_pool,
+            diarization=diarization,
+        )
+        state.diarization = diarization
         state.model_loaded = True
         state.warm_up_s = _warm_up_s.get(pipeline)
         state.model_warm = state.warm_up_s is not None

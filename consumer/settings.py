@@ -188,15 +188,37 @@ class Settings(BaseSettings):
     )
     diarization_min_duration_s: float = Field(30.0, ge=0, description="`auto` diarizes only clips this long.")
     diarization_max_speakers: int = Field(8, ge=1, le=64, description="Upper bound on speakers per clip.")
-    diarization_threshold: float = Field(0.7, gt=0, le=2, description="Clustering cut (cosine distance).")
+    diarization_threshold: float = Field(
+        0.4,
+        gt=0,
+        le=2,
+        description=(
+            "Cosine distance at which merging speakers stops: lower splits, higher merges. 0.4 for the "
+            "segments clustering (chosen on the tuning split, docs/DIARIZATION.md); pyannote's own was 0.7."
+        ),
+    )
+    diarization_clustering: Literal["segments", "pyannote"] = Field(
+        "segments",
+        description=(
+            "segments: one CAM++ embedding per single-speaker segment (fast, the default); pyannote: "
+            "pyannote's SpeakerDiarization over overlapping windows (the engine before issue 12)."
+        ),
+    )
+    diarization_min_train_s: float = Field(
+        2.0, ge=0, description="Segments at least this long form the speakers; shorter ones join them."
+    )
+    diarization_embedding_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="CAM++ on CPU through onnxruntime (the graph exported at set-up) or torch; GPUs use torch.",
+    )
     diarization_batch_size: int = Field(32, ge=1, description="Segmentation and embedding batch size.")
     diarization_segmentation_step: float = Field(
-        0.2,
+        1.0,
         gt=0,
         le=1,
         description=(
-            "Step of the 10 s segmentation window, as a fraction of it. 0.2 kept every speaker on every clip "
-            "measured; 0.5 is 2.6x faster and as good on two-party calls (docs/DIARIZATION.md)."
+            "Step of the 10 s segmentation window, as a fraction of it. 1.0 (windows that tile the clip) "
+            "for the segments clustering; pyannote's clustering wants 0.1-0.2 (docs/DIARIZATION.md)."
         ),
     )
     diarization_threads: int = Field(
@@ -334,6 +356,11 @@ class Settings(BaseSettings):
             pipeline_dir=self.diarization_pipeline_dir,
             hf_token=self.hf_token.get_secret_value() if self.hf_token else None,
             threshold=self.diarization_threshold,
+            clustering=self.diarization_clustering,
+            min_train_s=self.diarization_min_train_s,
+            embedding_runtime=self.diarization_embedding_runtime,
+            # Diarization follows DEVICE: a GPU worker diarizes on its GPU.
+            device=self.device,
             batch_size=self.diarization_batch_size,
             max_speakers=self.diarization_max_speakers,
             segmentation_step=self.diarization_segmentation_step,
@@ -342,13 +369,17 @@ class Settings(BaseSettings):
         )
 
     def whisper_threads(self) -> int:
-        """CPU_THREADS, or when it is 0: every core, less those diarization takes while it runs beside.
+        """CPU_THREADS, or when it is 0: every core (CTranslate2's default).
 
-        Diarization runs on its own thread during transcription; giving each its own cores measured
-        fastest on 2 cores (docs/DIARIZATION.md). 0 is passed on where nothing is reserved.
+        Diarization runs on its own thread during transcription, but since issue 12 it costs a few
+        per cent of whisper's CPU time (onnxruntime, one embedding per segment; docs/DIARIZATION.md):
+        reserving it a core would halve whisper for a job that needs a twentieth of one. With the
+        pyannote clustering (whose diarization is as long as whisper's work) a core is kept for it.
         """
         if self.cpu_threads or not self.enable_diarization or self.device == "cuda":
             return self.cpu_threads
+        if self.diarization_clustering == "segments":
+            return 0
         reserved = self.diarization_threads or 1
         return max(1, (os.cpu_count() or 1) - reserved)
 

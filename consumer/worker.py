@@ -36,6 +36,7 @@ from consumer.events import (
     transcript_record,
 )
 from consumer.gpu import GpuMemory
+from consumer.health import diarization_state
 from consumer.kafka import make_consumer
 from consumer.logs import get_logger
 from consumer.metrics import WorkerMetrics
@@ -112,6 +113,19 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_assigned", partitions=_names(assigned), known_done=learned)
 
 
+def inference_seconds(transcript: Transcript) -> float:
+    """The event's inference as wall time: transcription and diarization run side by side, so not their sum.
+
+    0 for a transcript served from the result cache (no inference ran for this event). Falls back to
+    whisper's own time for a transcript that carries no wall time (code that does not set inference_s).
+    """
+    if transcript.cache is not None:
+        return 0.0
+    if transcript.inference_s > 0 or transcript.transcribe_s <= 0:
+        return transcript.inference_s
+    return transcript.transcribe_s
+
+
 def _names(tps: set[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}-{tp.partition}" for tp in tps)
 
@@ -167,7 +181,14 @@ class Worker:
         try:
             await self._consumer.start()
             self.started.set()
-            log.info("worker_started", group=s.kafka_group_id, topic=s.kafka_input_topic, guarantee=s.processing_guarantee)
+            log.info(
+                "worker_started",
+                group=s.kafka_group_id,
+                topic=s.kafka_input_topic,
+                guarantee=s.processing_guarantee,
+                # Whether speakers can be labelled here, and how: the on-call's first question about diarization.
+                diarization=diarization_state(self.pipeline.diarizer, s.enable_diarization),
+            )
             while not stop.is_set():
                 self._resume_due_partitions()
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=s.batch_max_clips)
@@ -398,6 +419,7 @@ class Worker:
             decode_s=round(transcript.decode_s, 4),
             transcribe_s=round(transcript.transcribe_s, 4),
             diarize_s=round(transcript.diarize_s, 4),
+            inference_s=round(inference_seconds(transcript), 4),
             publish_s=round(publish_s, 4),
             total_s=round(time.perf_counter() - started, 4),
             diarization=transcript.diarization.status.value,
@@ -416,9 +438,11 @@ class Worker:
             return
         with_diarization = str(transcript.diarization.status is DiarizationStatus.APPLIED).lower()
         m.transcription_duration.labels(transcript.model, transcript.profile, with_diarization).observe(
-            transcript.transcribe_s + transcript.diarize_s
+            inference_seconds(transcript)
         )
         m.audio_seconds.labels(transcript.profile).inc(transcript.duration_s)
+        # transcribe and diarize are each step's own time: they overlap, so they do not add up to the
+        # event's inference (that is transcription_duration_seconds).
         for step, seconds in (
             ("fetch", fetch_s),
             ("decode", transcript.decode_s),

@@ -117,6 +117,7 @@ def transcribe_together(
             diarization=Diarization(DiarizationStatus.NOT_REQUESTED),
             warnings=audio.warnings,
             transcribe_s=share,  # the pass's time, shared equally: what each clip cost the worker
+            inference_s=share,
         )
         for audio, segments in zip(audios, per_clip, strict=True)
     ]

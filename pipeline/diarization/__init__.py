@@ -1,8 +1,9 @@
-"""Who spoke when: pyannote.audio diarization with offline models, and speakers onto transcripts.
+"""Who spoke when: pyannote.audio's models offline, and speakers onto transcripts.
 
-``assign_speakers`` and the types import without torch; ``Diarizer`` loads torch and
-pyannote.audio (the ``diarization`` extra) on first use, so a worker that never diarizes never
-pays for them.
+``assign_speakers`` and the types import without torch. ``make_diarizer`` picks the engine: on a
+CPU with the exported ONNX graphs, ``LightDiarizer`` (onnxruntime, no torch in the process);
+otherwise ``Diarizer``, which loads torch and pyannote.audio (the ``diarization`` extra) on first
+use. A worker that never diarizes pays for neither.
 """
 
 from __future__ import annotations
@@ -24,7 +25,31 @@ __all__ = [
     "SpeakerTurn",
     "assign_speakers",
     "default_models_dir",
+    "make_diarizer",
 ]
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device is there, asked of CTranslate2 (already loaded by faster-whisper), not torch."""
+    try:
+        import ctranslate2
+
+        return bool(ctranslate2.get_cuda_device_count())
+    except Exception:  # noqa: BLE001 - no CUDA runtime at all means no GPU to use
+        return False
+
+
+def make_diarizer(config: DiarizationConfig) -> Any:
+    """The engine for ``config``: the torch-free one wherever it applies, else pyannote's on torch."""
+    on_cpu = config.device == "cpu" or (config.device == "auto" and not cuda_available())
+    if config.clustering == "segments" and config.embedding_runtime == "onnx" and on_cpu and not config.pipeline_dir:
+        from pipeline.diarization.light import LightDiarizer, light_models_present
+
+        if light_models_present(config):
+            return LightDiarizer(config)
+    from pipeline.diarization.engine import Diarizer
+
+    return Diarizer(config)
 
 
 def __getattr__(name: str) -> Any:

@@ -142,7 +142,10 @@ class _Transit(nn.Module):
 class _StatsPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Unbiased std, as in training: a single frame gives NaN, which callers treat as "no embedding".
-        return torch.cat([x.mean(dim=-1), x.std(dim=-1)], dim=-1)
+        # Written out rather than torch.std, with positive axes, so that the ONNX export keeps its rank.
+        mean = x.mean(dim=2)
+        var = ((x - mean.unsqueeze(2)) ** 2).sum(dim=2) / (x.shape[2] - 1)
+        return torch.cat([mean, var.sqrt()], dim=1)
 
 
 class _Embedding(nn.Module):

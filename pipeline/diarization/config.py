@@ -36,17 +36,28 @@ class DiarizationConfig:
     embedding_path: str = field(default_factory=_default_embedding_path)
     pipeline_dir: str | None = None
     hf_token: str | None = field(default=None, repr=False)  # a secret: never printed
-    # Cosine-distance cut of the agglomerative clustering (centroid linkage). 0.7 sits in the
-    # middle of the range that gave the right speaker count on every clip we measured
-    # (docs/DIARIZATION.md); lower splits speakers, higher merges them.
-    threshold: float = 0.7
+    # Cosine distance at which merging speakers stops (average linkage over segment embeddings).
+    # 0.4 got the most speaker counts right on the tuning split and the dev calls (8 of 16; 0.3:
+    # 7, splitting real telephone voices; 0.5: 7, merging espeak voices; docs/DIARIZATION.md).
+    # With clustering="pyannote" this is pyannote's centroid-linkage threshold (its best: 0.7).
+    threshold: float = 0.4
+    # "segments": one CAM++ embedding per single-speaker segment, windows that tile the clip
+    # (pipeline/diarization/segments.py); "pyannote": pyannote's SpeakerDiarization, which embeds
+    # every (window, local speaker) pair at the segmentation step (the engine before issue 12).
+    clustering: str = "segments"
+    # Segments at least this long form the speakers; shorter ones join them (segments clustering).
+    min_train_s: float = 2.0
+    # Smallest cluster, in training embeddings, that counts as a speaker; smaller ones are merged
+    # into the nearest large one.
+    min_cluster_size: int = 12
+    # Share of a window a speaker must talk alone in for its embedding to help form clusters.
+    min_active_ratio: float = 0.2
     batch_size: int = 32  # segmentation chunks per forward pass; embeddings run one speaker-chunk at a time
     max_speakers: int = 8
-    # Step of the 10 s segmentation window as a fraction of it (pyannote's default: 0.1 = 1 s).
-    # 0.2 halves the time of 0.1 and kept every speaker on every clip we measured; 0.3 to 0.5
-    # are 1.5-2.6x faster again, equal on two-person calls, but lost a speaker who talks only in
-    # short turns on 3-5 of 5 alignments of a four-speaker clip (docs/DIARIZATION.md).
-    segmentation_step: float = 0.2
+    # Step of the 10 s segmentation window as a fraction of it. 1.0: the windows tile the clip and
+    # every second of speech is segmented and embedded once (segments clustering); pyannote's
+    # clustering needs overlapping windows (0.1-0.2) to keep speakers who talk in short turns.
+    segmentation_step: float = 1.0
     # torch intra-op threads while diarizing; 0 leaves torch's default (one per core). One thread
     # measured as fast as two on 2 cores for half the CPU, leaves the other core to whisper, and
     # cannot fall into OpenMP's oversubscribed slow path (docs/DIARIZATION.md).
@@ -55,6 +66,9 @@ class DiarizationConfig:
     # intra-op thread). Two cut a 120 s call from 11.1 s to 8.1-9.1 s alone and from 11.4-11.9 s to
     # 9.1-9.4 s beside faster-whisper on 2 cores, same DER (the GIL caps the gain; docs/DIARIZATION.md).
     embedding_workers: int = 2
+    # CAM++'s runtime on CPU: "onnx" (the exported graph beside the weights, made at set-up or on
+    # first load) or "torch". On a GPU the torch network runs whatever this says.
+    embedding_runtime: str = "onnx"
     # "auto": the first CUDA device when torch sees one, else the CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
 
@@ -63,9 +77,19 @@ class DiarizationConfig:
             raise ValueError(f"threshold must be in (0, 2] (a cosine distance), got {self.threshold}")
         if not 0.0 < self.segmentation_step <= 1.0:
             raise ValueError(f"segmentation_step must be in (0, 1] (a fraction of the window), got {self.segmentation_step}")
+        if self.min_cluster_size < 1:
+            raise ValueError(f"min_cluster_size must be at least 1, got {self.min_cluster_size}")
+        if not 0.0 <= self.min_active_ratio <= 1.0:
+            raise ValueError(f"min_active_ratio must be in [0, 1], got {self.min_active_ratio}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.max_speakers < 1:
             raise ValueError(f"max_speakers must be at least 1, got {self.max_speakers}")
+        if self.clustering not in ("segments", "pyannote"):
+            raise ValueError(f"clustering must be segments or pyannote, got {self.clustering!r}")
+        if self.min_train_s < 0:
+            raise ValueError(f"min_train_s must be 0 or more, got {self.min_train_s}")
+        if self.embedding_runtime not in ("onnx", "torch"):
+            raise ValueError(f"embedding_runtime must be onnx or torch, got {self.embedding_runtime!r}")
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be 0 (torch's default) or more, got {self.num_threads}")

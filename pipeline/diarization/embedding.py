@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 from pyannote.audio import Model
 from torchaudio.compliance import kaldi
 
 from pipeline.diarization.campplus import EMBEDDING_DIM, FBANK_BINS, load_campplus
+from pipeline.diarization.onnx import OnnxCamPlusPlus, onnx_path
 
 SAMPLE_RATE = 16_000
 # Kaldi fbank framing (25 ms window, 10 ms shift), which CAM++ was trained on.
@@ -43,11 +45,19 @@ def fbank(waveform: torch.Tensor) -> torch.Tensor:
 class CamPlusPlusEmbedding(Model):
     """CAM++ speaker embeddings of the frames a segmentation mask selects."""
 
-    def __init__(self, weights_path: str, workers: int = 1) -> None:
+    def __init__(self, weights_path: str, workers: int = 1, runtime: str = "torch") -> None:
+        """``runtime`` "onnx" runs the exported graph beside the weights (CPU); "torch" the network itself."""
         super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
         self.network = load_campplus(weights_path)
         self.workers = max(1, workers)
         self._executor: ThreadPoolExecutor | None = None
+        self._onnx: OnnxCamPlusPlus | None = None
+        if runtime == "onnx":
+            path = onnx_path(weights_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no exported CAM++ graph at {path}")
+            self._onnx = OnnxCamPlusPlus(path)
+        self.runtime = runtime
 
     @property
     def dimension(self) -> int:
@@ -56,6 +66,8 @@ class CamPlusPlusEmbedding(Model):
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
         """(frames, 80) fbank of one speaker -> (192,), mean-normalised over exactly these frames."""
         features = features - features.mean(dim=0, keepdim=True)
+        if self._onnx is not None and features.device.type == "cpu":
+            return torch.from_numpy(self._onnx(features.unsqueeze(0).numpy()))[0]
         return self.network(features.unsqueeze(0))[0]
 
     def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,6 +108,25 @@ class CamPlusPlusEmbedding(Model):
             for i, embedding in self._embed_all(jobs):
                 out[i] = embedding
         return out
+
+    def embed_spans(self, samples: torch.Tensor, spans: list[tuple[float, float]]) -> np.ndarray:
+        """One embedding per (start, end) second span of 16 kHz ``samples``: (len(spans), 192), NaN if too short."""
+        out = np.full((len(spans), EMBEDDING_DIM), np.nan, dtype=np.float32)
+        jobs: list[tuple[int, torch.Tensor]] = []
+        for i, (start, end) in enumerate(spans):
+            piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            if piece.shape[0] < WINDOW_SAMPLES + MIN_FRAMES * HOP_SAMPLES:
+                continue
+            jobs.append((i, piece))
+        parts = [jobs[k :: self.workers] for k in range(self.workers)] if len(jobs) > 1 else [jobs]
+        for part in self._pool().map(self._embed_pieces, parts) if len(parts) > 1 else map(self._embed_pieces, parts):
+            for i, embedding in part:
+                out[i] = embedding.numpy()
+        return out
+
+    def _embed_pieces(self, jobs: list[tuple[int, torch.Tensor]]) -> list[tuple[int, torch.Tensor]]:
+        with torch.inference_mode():
+            return [(i, self.embed_features(fbank(piece.float()))) for i, piece in jobs]
 
     def _embed_all(self, jobs: list[tuple[int, torch.Tensor]]) -> list[tuple[int, torch.Tensor]]:
         with torch.inference_mode():

@@ -14,23 +14,42 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from pyannote.audio import Model, Pipeline  # noqa: E402
+from pyannote.audio import Inference, Model, Pipeline  # noqa: E402
 from pyannote.audio.core.plda import PLDA  # noqa: E402
 from pyannote.audio.pipelines import SpeakerDiarization  # noqa: E402
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering  # noqa: E402
 from pyannote.core import Annotation  # noqa: E402
 
 from pipeline.diarization.assign import SpeakerTurn  # noqa: E402
 from pipeline.diarization.config import DiarizationConfig  # noqa: E402
 from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding  # noqa: E402
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError  # noqa: E402
+from pipeline.diarization.onnx import export, onnx_path  # noqa: E402
+from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames  # noqa: E402
+from pipeline.diarization.speech import MIN_SOUND_S, find_sound, join, remap  # noqa: E402
 from pipeline.errors import model_failure  # noqa: E402
 
 INSTALL_HINT = "run scripts/install-diarization-models.sh (or set the model paths)"
 
-# Agglomerative clustering settings besides the threshold: centroid linkage and a minimum
-# cluster size of 12 speaker-chunks are pyannote 3.1's published values for this pipeline shape.
+# Centroid linkage: pyannote 3.1's published value for this pipeline shape.
 CLUSTERING_METHOD = "centroid"
-MIN_CLUSTER_SIZE = 12
+
+
+class SpeakerClustering(AgglomerativeClustering):
+    """pyannote's agglomerative clustering with its one hard-coded filter made a setting.
+
+    pyannote trains the clusters only on (window, speaker) embeddings whose speaker talks alone for at
+    least 20 % of the window (2 s of 10 s). With windows that barely overlap, a speaker who answers in
+    short turns has no such embedding and is folded into another voice; ``min_active_ratio`` lowers
+    that bar (tuned in docs/DIARIZATION.md).
+    """
+
+    def __init__(self, min_active_ratio: float, metric: str = "cosine") -> None:
+        super().__init__(metric=metric)
+        self.min_active_ratio = min_active_ratio
+
+    def filter_embeddings(self, embeddings: Any, segmentations: Any = None, min_active_ratio: float = 0.2) -> Any:
+        return super().filter_embeddings(embeddings, segmentations, min_active_ratio=self.min_active_ratio)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -51,17 +70,51 @@ class Diarizer:
     def __init__(self, config: DiarizationConfig) -> None:
         self.config = config
         started = time.perf_counter()
+        self.device = resolve_device(config.device)
+        # Why CAM++ runs on torch where onnx was asked for (a GPU, no graph and no way to export one).
+        self.runtime_note = ""
+        self.embedding_runtime = self._runtime(config, self.device)
+        self._segmenter: Inference | None = None
         if config.pipeline_dir:
             self._pipeline = self._full_pipeline(config)
         else:
-            self._pipeline = self._offline_pipeline(config)
-        self.device = resolve_device(config.device)
+            self._pipeline = self._offline_pipeline(config, self.embedding_runtime)
         if self.device.type != "cpu":
             self._pipeline.to(self.device)
+        if config.clustering == "segments" and not config.pipeline_dir:
+            model = self._pipeline._segmentation.model
+            window = model.specifications.duration
+            self._segmenter = Inference(
+                model,
+                duration=window,
+                step=config.segmentation_step * window,
+                skip_aggregation=True,
+                batch_size=config.batch_size,
+                device=self.device,
+            )
+            field_ = model.receptive_field
+            self._frames_offset = field_.start + field_.duration / 2
+            self._frames_step = field_.step
+            self._frames_duration = field_.duration
         self.load_s = time.perf_counter() - started
 
+    def _runtime(self, config: DiarizationConfig, device: torch.device) -> str:
+        if config.embedding_runtime != "onnx" or config.pipeline_dir:
+            return "torch"
+        if device.type != "cpu":
+            self.runtime_note = f"onnx runs on CPU only; CAM++ runs on torch on {device}"
+            return "torch"
+        if onnx_path(config.embedding_path).is_file() or not Path(config.embedding_path).is_file():
+            return "onnx"  # a missing weights file is reported by the model loading, with its remedy
+        try:
+            export(config.embedding_path)
+        except (ImportError, OSError, RuntimeError) as exc:  # no onnx package, a read-only models dir
+            self.runtime_note = f"no ONNX graph of CAM++ and none could be exported ({exc}); torch instead"
+            return "torch"
+        return "onnx"
+
     @staticmethod
-    def _offline_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
+    def _offline_pipeline(config: DiarizationConfig, runtime: str) -> SpeakerDiarization:
         for path in (config.segmentation_path, config.embedding_path):
             if not Path(path).is_file():
                 raise DiarizationModelsMissingError(f"no diarization model at {path}: {INSTALL_HINT}")
@@ -69,7 +122,7 @@ class Diarizer:
         if segmentation is None:
             raise DiarizationModelsMissingError(f"{config.segmentation_path} is not a pyannote checkpoint: {INSTALL_HINT}")
         try:
-            embedding = CamPlusPlusEmbedding(config.embedding_path, workers=config.embedding_workers)
+            embedding = CamPlusPlusEmbedding(config.embedding_path, workers=config.embedding_workers, runtime=runtime)
         except RuntimeError as exc:  # a strict state-dict load that does not match: the wrong file
             raise DiarizationModelsMissingError(f"{config.embedding_path} is not the CAM++ checkpoint: {exc}") from exc
         pipeline = SpeakerDiarization(
@@ -81,12 +134,13 @@ class Diarizer:
             segmentation_batch_size=config.batch_size,
             embedding_batch_size=config.batch_size,
         )
+        pipeline.clustering = SpeakerClustering(config.min_active_ratio)
         pipeline.instantiate(
             {
                 "segmentation": {"min_duration_off": 0.0},
                 "clustering": {
                     "method": CLUSTERING_METHOD,
-                    "min_cluster_size": MIN_CLUSTER_SIZE,
+                    "min_cluster_size": config.min_cluster_size,
                     "threshold": config.threshold,
                 },
             }
@@ -111,6 +165,26 @@ class Diarizer:
             pipeline.embedding_batch_size = config.batch_size
         return pipeline
 
+    def describe(self) -> dict[str, object]:
+        """What is loaded and how it is set, for /readyz, the start-up log and build info (no secrets)."""
+        c = self.config
+        return {
+            "engine": "pyannote.audio" + (" (pipeline_dir)" if c.pipeline_dir else " (segmentation-3.0 + CAM++)"),
+            "clustering": "pipeline_dir" if c.pipeline_dir else c.clustering,
+            "min_train_s": c.min_train_s,
+            "device": str(self.device),
+            "embedding_runtime": self.embedding_runtime,
+            **({"embedding_runtime_note": self.runtime_note} if self.runtime_note else {}),
+            "threshold": c.threshold,
+            "segmentation_step": c.segmentation_step,
+            "min_cluster_size": c.min_cluster_size,
+            "min_active_ratio": c.min_active_ratio,
+            "num_threads": c.num_threads,
+            "embedding_workers": c.embedding_workers,
+            "max_speakers": c.max_speakers,
+            "load_s": round(self.load_s, 3),
+        }
+
     def warm_up(self) -> None:
         """Run both models once on noise, so the first clip pays no first-call costs."""
         noise = np.random.default_rng(0).normal(0.0, 0.05, 12 * SAMPLE_RATE).astype(np.float32)
@@ -128,7 +202,11 @@ class Diarizer:
         """
         upper = min(max_speakers or self.config.max_speakers, self.config.max_speakers)
         lower = min(min_speakers, upper) if min_speakers else None
-        waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).unsqueeze(0)
+        sound = find_sound(samples)
+        if sound.sound_s < MIN_SOUND_S:
+            return ()  # nothing a speaker could be told by: the caller reports "no speech"
+        joined = np.ascontiguousarray(join(samples, sound), dtype=np.float32)
+        waveform = torch.from_numpy(joined).unsqueeze(0)
         previous_threads = torch.get_num_threads()
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
@@ -137,24 +215,51 @@ class Diarizer:
                 # "detected number of speakers is outside the given bounds" and friends: the
                 # result is still usable, and per-clip warnings would flood the worker's log.
                 warnings.simplefilter("ignore")
-                output: Any = self._pipeline(
-                    {"waveform": waveform, "sample_rate": SAMPLE_RATE},
-                    min_speakers=lower,
-                    max_speakers=upper,
-                )
+                if self._segmenter is not None:
+                    found = self._by_segments(waveform, lower or 1, upper)
+                else:
+                    output: Any = self._pipeline(
+                        {"waveform": waveform, "sample_rate": SAMPLE_RATE},
+                        min_speakers=lower,
+                        max_speakers=upper,
+                    )
+                    annotation = output if isinstance(output, Annotation) else output.speaker_diarization
+                    found = [
+                        (float(seg.start), float(seg.end), str(label))
+                        for seg, _, label in annotation.itertracks(yield_label=True)
+                    ]
         except (MemoryError, RuntimeError, ValueError) as exc:
             raise model_failure(exc, "diarizing", DiarizationError) from exc
         finally:
             torch.set_num_threads(previous_threads)
-        annotation = output if isinstance(output, Annotation) else output.speaker_diarization
-        return _turns(annotation)
+        return _turns(remap(found, sound))
+
+    def _by_segments(self, waveform: torch.Tensor, lower: int, upper: int) -> list[tuple[float, float, str]]:
+        """Segmentation over tiling windows, one embedding per single-speaker segment, clustering."""
+        assert self._segmenter is not None
+        duration = waveform.shape[-1] / SAMPLE_RATE
+        with torch.inference_mode():
+            output = self._segmenter({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+        activity = np.asarray(output.data)
+        frames = Frames(output.sliding_window.step, self._frames_offset, self._frames_step, self._frames_duration)
+        segments = [s for s in find_segments(activity, frames, duration) if s.duration >= MIN_EMBED_S]
+        if not segments:
+            return []
+        embedding: CamPlusPlusEmbedding = self._pipeline._embedding.model_
+        vectors = embedding.embed_spans(waveform[0], [(s.start, s.end) for s in segments])
+        speakers = cluster(
+            vectors,
+            np.array([s.duration for s in segments]),
+            threshold=self.config.threshold,
+            min_train_s=self.config.min_train_s,
+            min_speakers=lower,
+            max_speakers=upper,
+        )
+        return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration)]
 
 
-def _turns(annotation: Annotation) -> tuple[SpeakerTurn, ...]:
-    raw = sorted(
-        ((float(seg.start), float(seg.end), str(label)) for seg, _, label in annotation.itertracks(yield_label=True)),
-        key=lambda t: (t[0], t[1]),
-    )
+def _turns(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:
+    raw = sorted(found, key=lambda t: (t[0], t[1]))
     names: dict[str, str] = {}
     for _, _, label in raw:
         names.setdefault(label, f"SPEAKER_{len(names):02d}")

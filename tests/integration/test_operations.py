@@ -46,6 +46,8 @@ async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, sample
                 await asyncio.sleep(0.2)
         status, body = await asyncio.to_thread(_get, port, "/readyz")
         assert json.loads(body)["model_loaded"] is True
+        # The fixture's pipeline has no diarizer, and the settings leave ENABLE_DIARIZATION at false.
+        assert json.loads(body)["diarization"] == {"loaded": False, "reason": "ENABLE_DIARIZATION=false"}
         assert (await asyncio.to_thread(_get, port, "/healthz"))[0] == 200
 
         ref = new_reference(upload(s, samples["train"]), profile="whisper-1-fast")
@@ -69,7 +71,7 @@ async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, sample
     assert 'transcription_duration_seconds_count{model="tiny.en",profile="whisper-1-fast",with_diarization="false"} 1.0' in metrics
     assert 'fwv2_step_duration_seconds_count{step="fetch"} 1.0' in metrics
     assert "fwv2_audio_seconds_total{profile=\"whisper-1-fast\"}" in metrics
-    assert 'fwv2_build_info{compute_type="int8",device="cpu"' in metrics
+    assert 'fwv2_build_info{compute_type="int8",device="cpu",diarization="off",diarization_device="none"' in metrics
     assert "fwv2_consumer_lag{" in metrics
     assert "fwv2_worker_ready 1.0" in metrics
     assert (await asyncio.to_thread(lambda: socket.socket().connect_ex(("127.0.0.1", port)))) != 0  # closed after stop

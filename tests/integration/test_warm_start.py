@@ -51,8 +51,10 @@ async def test_readyz_reports_the_warm_up_before_the_group_is_joined(settings: S
     first_status, first = bodies[0]
     assert first_status == 503 and first["model_loaded"] is False and first["model_warm"] is False
     assert first["warm_up_s"] is None
+    assert first["diarization"] == {"loaded": False, "reason": "the model is not loaded yet"}
     ready = bodies[-1][1]
     assert ready["model_loaded"] is True and ready["model_warm"] is True
     assert isinstance(ready["warm_up_s"], float) and ready["warm_up_s"] > 0
+    assert ready["diarization"] == {"loaded": False, "reason": "ENABLE_DIARIZATION=false"}
     # Never a started consumer (a member of the group) with a cold model.
     assert all(b["model_warm"] for _, b in bodies if b["consumer_started"])

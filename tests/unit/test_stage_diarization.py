@@ -90,6 +90,20 @@ def test_a_failed_diarization_still_returns_the_transcript(stage: Pipeline) -> N
     assert "no speech" in (out.diarization.reason or "")
 
 
+def test_no_turns_is_reported_as_no_speech_not_applied(stage: Pipeline) -> None:
+    out = _with(stage, FakeDiarizer(turns=())).process(_wav(31), SPEAKERS)
+    assert out.diarization.status is DiarizationStatus.SKIPPED_NO_SPEECH
+    assert out.speakers == ()
+    assert all(w.speaker is None for s in out.segments for w in s.words)
+
+
+def test_inference_time_is_the_wall_time_not_the_sum_of_both_threads(stage: Pipeline) -> None:
+    fake = FakeDiarizer(turns=(SpeakerTurn(0.0, 40.0, "SPEAKER_00"),))
+    out = _with(stage, fake).process(_wav(31), SPEAKERS)
+    # The two ran side by side: the event's inference time is the span that covers both.
+    assert out.inference_s >= max(out.transcribe_s, out.diarize_s) > 0
+
+
 def test_resource_exhaustion_in_diarization_fails_the_event(stage: Pipeline) -> None:
     fake = FakeDiarizer(error=ResourceExhaustedError("out of memory"))
     with pytest.raises(ResourceExhaustedError):
@@ -97,7 +111,7 @@ def test_resource_exhaustion_in_diarization_fails_the_event(stage: Pipeline) -> 
 
 
 def test_short_clip_never_reaches_the_diarizer(stage: Pipeline) -> None:
-    fake = FakeDiarizer()
+    fake = FakeDiarizer(turns=(SpeakerTurn(0.0, 5.0, "SPEAKER_00"),))
     fake.transcribing.set()
     out = _with(stage, fake).process(_wav(5), SPEAKERS)
     assert out.diarization.status is DiarizationStatus.SKIPPED_SHORT
@@ -106,12 +120,17 @@ def test_short_clip_never_reaches_the_diarizer(stage: Pipeline) -> None:
     assert _with(stage, fake).process(_wav(5), always).diarization.status is DiarizationStatus.APPLIED
 
 
-def test_whisper_threads_leave_the_diarization_its_core(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whisper_threads_leave_the_diarization_its_core_only_for_pyannote_clustering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 4)
-    assert Settings(enable_diarization=True, diarization_threads=1).whisper_threads() == 3
-    assert Settings(enable_diarization=True, diarization_threads=2).whisper_threads() == 2
+    # The segments engine costs a few per cent of whisper's CPU: whisper keeps every core.
+    assert Settings(enable_diarization=True).whisper_threads() == 0
+    pyannote = {"enable_diarization": True, "diarization_clustering": "pyannote"}
+    assert Settings(**pyannote, diarization_threads=1).whisper_threads() == 3
+    assert Settings(**pyannote, diarization_threads=2).whisper_threads() == 2
     assert Settings(enable_diarization=False).whisper_threads() == 0
-    assert Settings(enable_diarization=True, cpu_threads=4).whisper_threads() == 4
-    assert Settings(enable_diarization=True, device="cuda").whisper_threads() == 0
+    assert Settings(**pyannote, cpu_threads=4).whisper_threads() == 4
+    assert Settings(**pyannote, device="cuda").whisper_threads() == 0
     monkeypatch.setattr("os.cpu_count", lambda: 1)
-    assert Settings(enable_diarization=True).whisper_threads() == 1
+    assert Settings(**pyannote).whisper_threads() == 1

@@ -1,0 +1,151 @@
+"""The CPU diarizer without torch: segmentation-3.0 and CAM++ on ONNX Runtime, segments clustering.
+
+The same models, windows, segments and clustering as ``Diarizer`` with ``clustering="segments"``,
+but nothing here imports torch or pyannote.audio: on a CPU worker those two cost about 830 MB of
+resident memory before any audio (torch 460 MB with its CUDA build, pyannote.audio's lightning,
+matplotlib and pandas 370 MB; docs/DIARIZATION.md), more than the rest of the worker together.
+Both graphs are exported from the pyannote/torch models at set-up
+(``scripts/install-diarization-models.sh``) and checked against them there; pyannote.audio stays
+where the models come from and runs the GPU path and the ``pyannote`` clustering.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.diarization.assign import SpeakerTurn
+from pipeline.diarization.config import DiarizationConfig
+from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
+from pipeline.diarization.features import HOP, WINDOW, fbank
+from pipeline.diarization.onnx import OnnxCamPlusPlus, OnnxSegmentation, onnx_path, segmentation_paths
+from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
+from pipeline.diarization.speech import MIN_SOUND_S, find_sound, join, remap
+from pipeline.errors import model_failure
+
+SAMPLE_RATE = 16_000
+EMBEDDING_DIM = 192  # CAM++'s output (campplus.py, which imports torch)
+MIN_FRAMES = 8  # as in embedding.py: CAM++ needs this many fbank frames of one speaker
+INSTALL_HINT = "run scripts/install-diarization-models.sh (it exports the ONNX graphs)"
+
+
+def light_models_present(config: DiarizationConfig) -> bool:
+    graph, meta = segmentation_paths(config.segmentation_path)
+    return graph.is_file() and meta.is_file() and onnx_path(config.embedding_path).is_file()
+
+
+class LightDiarizer:
+    """Diarizes 16 kHz mono samples on the CPU. Not thread-safe: one clip at a time."""
+
+    embedding_runtime = "onnx"
+    runtime_note = ""
+
+    def __init__(self, config: DiarizationConfig) -> None:
+        if not light_models_present(config):
+            raise DiarizationModelsMissingError(
+                f"no ONNX diarization models beside {config.segmentation_path} and {config.embedding_path}: {INSTALL_HINT}"
+            )
+        started = time.perf_counter()
+        self.config = config
+        self.device = "cpu"
+        self._segmentation = OnnxSegmentation(config.segmentation_path, threads=1, batch_size=config.batch_size)
+        self._embedding = OnnxCamPlusPlus(onnx_path(config.embedding_path))
+        self._workers = max(1, config.embedding_workers)
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="campplus")
+        meta = self._segmentation.meta
+        self._frame_offset = meta["frame_start"] + meta["frame_duration"] / 2
+        self._frame_step = meta["frame_step"]
+        self._frame_duration = meta["frame_duration"]
+        self.load_s = time.perf_counter() - started
+
+    def describe(self) -> dict[str, object]:
+        """What is loaded and how it is set, for /readyz, the start-up log and build info."""
+        c = self.config
+        return {
+            "engine": "pyannote segmentation-3.0 + CAM++ on onnxruntime",
+            "device": self.device,
+            "embedding_runtime": self.embedding_runtime,
+            "clustering": c.clustering,
+            "threshold": c.threshold,
+            "min_train_s": c.min_train_s,
+            "segmentation_step": c.segmentation_step,
+            "embedding_workers": c.embedding_workers,
+            "max_speakers": c.max_speakers,
+            "models": str(Path(c.segmentation_path).parent.parent),
+            "load_s": round(self.load_s, 3),
+        }
+
+    def warm_up(self) -> None:
+        noise = np.random.default_rng(0).normal(0.0, 0.05, 12 * SAMPLE_RATE).astype(np.float32)
+        self._segmentation(noise, self.config.segmentation_step)
+        self._embed(noise, [(0.0, 3.0), (3.0, 6.0)])
+
+    def diarize(
+        self, samples: np.ndarray, min_speakers: int | None = None, max_speakers: int | None = None
+    ) -> tuple[SpeakerTurn, ...]:
+        """Speaker turns, named SPEAKER_00.. by first appearance; () when there is no speech."""
+        upper = min(max_speakers or self.config.max_speakers, self.config.max_speakers)
+        lower = min(min_speakers, upper) if min_speakers else 1
+        sound = find_sound(samples)
+        if sound.sound_s < MIN_SOUND_S:
+            return ()
+        joined = np.ascontiguousarray(join(samples, sound), dtype=np.float32)
+        try:
+            found = self._by_segments(joined, lower, upper)
+        except (MemoryError, RuntimeError, ValueError) as exc:
+            raise model_failure(exc, "diarizing", DiarizationError) from exc
+        return turns_by_first_appearance(remap(found, sound))
+
+    def _by_segments(self, samples: np.ndarray, lower: int, upper: int) -> list[tuple[float, float, str]]:
+        duration = len(samples) / SAMPLE_RATE
+        activity, chunk_step = self._segmentation(samples, self.config.segmentation_step)
+        frames = Frames(chunk_step, self._frame_offset, self._frame_step, self._frame_duration)
+        segments = [s for s in find_segments(activity, frames, duration) if s.duration >= MIN_EMBED_S]
+        if not segments:
+            return []
+        vectors = self._embed(samples, [(s.start, s.end) for s in segments])
+        speakers = cluster(
+            vectors,
+            np.array([s.duration for s in segments]),
+            threshold=self.config.threshold,
+            min_train_s=self.config.min_train_s,
+            min_speakers=lower,
+            max_speakers=upper,
+        )
+        return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration)]
+
+    def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+        out = np.full((len(spans), EMBEDDING_DIM), np.nan, dtype=np.float32)
+        jobs = [
+            (i, samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
+            for i, (a, b) in enumerate(spans)
+            if int((b - a) * SAMPLE_RATE) >= WINDOW + MIN_FRAMES * HOP
+        ]
+        # onnxruntime releases the GIL: the workers' segments really run side by side.
+        parts = [jobs[k :: self._workers] for k in range(self._workers)]
+        for part in self._pool.map(self._embed_part, parts):
+            for i, vector in part:
+                out[i] = vector
+        return out
+
+    def _embed_part(self, jobs: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+        done = []
+        for i, piece in jobs:
+            features = fbank(piece)
+            features -= features.mean(axis=0, keepdims=True)  # CAM++'s per-utterance mean normalisation
+            done.append((i, self._embedding(features[None])[0]))
+        return done
+
+
+def turns_by_first_appearance(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:
+    raw = sorted(found, key=lambda t: (t[0], t[1]))
+    names: dict[str, str] = {}
+    for _, _, label in raw:
+        names.setdefault(label, f"SPEAKER_{len(names):02d}")
+    return tuple(SpeakerTurn(round(s, 3), round(e, 3), names[label]) for s, e, label in raw)
+
+
+__all__ = ["LightDiarizer", "light_models_present", "turns_by_first_appearance"]

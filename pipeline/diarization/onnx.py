@@ -1,0 +1,170 @@
+"""CAM++ and segmentation-3.0 on ONNX Runtime: the same networks and weights, a runtime fast on any x86 CPU.
+
+CAM++ is ~60 small conv layers; torch's eager CPU path pays a dispatch per op and picks different
+kernels on AVX-512 and AVX2-only machines. ONNX Runtime (already installed: faster-whisper runs its
+VAD on it) runs the whole graph in one call with the GIL released, so the embedding threads truly
+run side by side. The graph is exported from the torch network once, next to the weights
+(``scripts/install-diarization-models.sh`` does it at set-up; ``export`` here is the code it runs),
+and checked against torch on random input before it is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# Largest difference allowed between torch's and the exported graph's embedding (unit-scale values):
+# measured 1-6e-6 on 1-10 s inputs; anything near 1e-3 would mean a wrong export, not rounding.
+EXPORT_TOLERANCE = 1e-4
+OPSET = 17
+
+
+def onnx_path(weights_path: str) -> Path:
+    """Where the exported graph of ``weights_path`` lives: beside it, same name, ``.onnx``."""
+    return Path(weights_path).with_suffix(".onnx")
+
+
+def export(weights_path: str) -> Path:
+    """Export the CAM++ network of ``weights_path`` to ONNX (needs torch and the ``onnx`` package)."""
+    import torch
+
+    from pipeline.diarization.campplus import FBANK_BINS, load_campplus
+
+    network = load_campplus(weights_path)
+    target = onnx_path(weights_path)
+    example = torch.randn(1, 300, FBANK_BINS)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        staged = Path(tmp) / target.name
+        torch.onnx.export(
+            network,
+            (example,),
+            str(staged),
+            input_names=["fbank"],
+            output_names=["embedding"],
+            dynamic_axes={"fbank": {0: "batch", 1: "frames"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        session = _session(staged, threads=1)
+        for frames in (40, 300, 1000):
+            probe = torch.randn(1, frames, FBANK_BINS)
+            with torch.inference_mode():
+                expected = network(probe).numpy()
+            got = session.run(None, {"fbank": probe.numpy()})[0]
+            if not np.allclose(expected, got, atol=EXPORT_TOLERANCE):
+                raise RuntimeError(f"exported CAM++ differs from torch by {np.abs(expected - got).max():.2e}")
+        os.replace(staged, target)  # only a checked graph is ever in place
+    return target
+
+
+def _session(path: Path, threads: int):  # type: ignore[no-untyped-def]  # onnxruntime ships no stubs
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def segmentation_paths(weights_path: str) -> tuple[Path, Path]:
+    """The exported segmentation graph and its timing sidecar (JSON), beside ``weights_path``."""
+    graph = Path(weights_path).with_suffix(".onnx")
+    return graph, graph.with_suffix(".json")
+
+
+def export_segmentation(weights_path: str) -> Path:
+    """Export pyannote's segmentation model of ``weights_path`` to ONNX, with what using it takes.
+
+    The sidecar keeps what pyannote knows about the model and the graph does not: the window, the
+    frames' timing (its receptive field) and the powerset classes as local speakers.
+    """
+    import torch
+    from pyannote.audio import Model
+    from pyannote.audio.utils.powerset import Powerset
+
+    model = Model.from_pretrained(weights_path)
+    if model is None:
+        raise RuntimeError(f"{weights_path} is not a pyannote checkpoint")
+    model.eval()
+    spec = model.specifications
+    window = int(spec.duration * model.hparams.sample_rate)
+    field = model.receptive_field
+    sidecar = {
+        "sample_rate": int(model.hparams.sample_rate),
+        "window_samples": window,
+        "frame_start": float(field.start),
+        "frame_duration": float(field.duration),
+        "frame_step": float(field.step),
+        "powerset_mapping": Powerset(len(spec.classes), spec.powerset_max_classes).mapping.int().tolist(),
+    }
+    graph, meta = segmentation_paths(weights_path)
+    example = torch.randn(2, 1, window) * 0.1
+    with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
+        staged = Path(tmp) / graph.name
+        torch.onnx.export(
+            model,
+            (example,),
+            str(staged),
+            input_names=["waveform"],
+            output_names=["scores"],
+            dynamic_axes={"waveform": {0: "batch"}, "scores": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        with torch.inference_mode():
+            expected = model(example).numpy()
+        got = _session(staged, threads=1).run(None, {"waveform": example.numpy()})[0]
+        if not np.allclose(expected, got, atol=EXPORT_TOLERANCE):
+            raise RuntimeError(f"exported segmentation differs from torch by {np.abs(expected - got).max():.2e}")
+        meta.write_text(json.dumps(sidecar))
+        os.replace(staged, graph)
+    return graph
+
+
+class OnnxSegmentation:
+    """pyannote segmentation-3.0 over windows of a clip: (chunks, frames, local speakers) activity in {0, 1}."""
+
+    def __init__(self, weights_path: str, threads: int = 1, batch_size: int = 32) -> None:
+        graph, meta = segmentation_paths(weights_path)
+        self.path = graph
+        self.meta = json.loads(meta.read_text())
+        self.mapping = np.asarray(self.meta["powerset_mapping"], dtype=np.uint8)
+        self.window = int(self.meta["window_samples"])
+        self.batch_size = batch_size
+        self._session = _session(graph, threads)
+
+    def __call__(self, samples: np.ndarray, step: float) -> tuple[np.ndarray, float]:
+        """Activity of every window starting 0, step x window, ... (the last padded with silence, as
+        pyannote pads it), and the windows' step in seconds."""
+        hop = max(1, int(round(step * self.window)))
+        starts = list(range(0, max(1, len(samples) - self.window + hop), hop))
+        if starts and starts[-1] + self.window < len(samples):
+            starts.append(starts[-1] + hop)
+        out = []
+        for b in range(0, len(starts), self.batch_size):
+            batch = np.zeros((len(starts[b : b + self.batch_size]), 1, self.window), dtype=np.float32)
+            for i, start in enumerate(starts[b : b + self.batch_size]):
+                piece = samples[start : start + self.window]
+                batch[i, 0, : len(piece)] = piece
+            scores = self._session.run(None, {"waveform": batch})[0]
+            out.append(self.mapping[scores.argmax(axis=2)])  # powerset class -> local speakers
+        return np.concatenate(out), hop / self.meta["sample_rate"]
+
+
+class OnnxCamPlusPlus:
+    """Callable like the torch network on one item: (1, frames, 80) float32 -> (1, 192)."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        self.path = path
+        self._session = _session(path, threads)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {"fbank": np.ascontiguousarray(features, dtype=np.float32)})[0]
+
+
+__all__ = ["OnnxCamPlusPlus", "OnnxSegmentation", "export", "export_segmentation", "onnx_path", "segmentation_paths"]

@@ -1,0 +1,210 @@
+"""Speaker turns from a segmentation and one embedding per speech segment: the pure-numpy core.
+
+pyannote's own pipeline embeds every (10 s window, local speaker) pair, at a step of 1-2 s: each
+second of speech is embedded 5-10 times, and every embedding mixes whatever that speaker said in
+the window, edges and errors included. Here the windows tile the clip (step = window), and the
+embedding unit is a *segment*: a run of frames in which exactly one local speaker of the window
+talks. Each second of speech is embedded once, and each embedding is as clean as the
+segmentation can make it, which is what tells apart voices that differ only by an espeak
+variant (cosine 0.7-0.78 across such voices, 0.77-0.9 within one; docs/DIARIZATION.md).
+
+1. ``find_segments``: runs of one active local speaker per window (overlap frames excluded).
+2. the caller embeds each segment of at least ``MIN_EMBED_S``.
+3. ``cluster``: agglomerative clustering (average linkage, cosine) of the segments of at least
+   ``min_train_s``; the ``threshold`` decides the number of speakers, ``min_speakers``/
+   ``max_speakers`` bound it. Shorter segments join the nearest speaker, or, when they are far
+   from all of them and there is enough of them together, become a speaker of their own: a
+   participant who only says "yeah" and "right" is still a participant.
+4. ``label_frames``: every active (window, local speaker, frame), overlaps included, takes the
+   speaker of the nearest embedded segment of the same local speaker in that window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+# Shortest segment worth an embedding: CAM++ needs a few frames after its 2x downsampling, and
+# below ~0.25 s the embedding is mostly the word, not the voice.
+MIN_EMBED_S = 0.25
+# Frames of one speaker closer than this are one turn (the segmentation's frame jitter).
+MERGE_GAP_S = 0.1
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of ``frames`` [first, last) in ``chunk`` where only local speaker ``local`` talks."""
+
+    chunk: int
+    local: int
+    first: int
+    last: int
+    start: float  # seconds on the waveform
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Timing of the segmentation output: chunk c's frame f is centred at c*chunk_step + offset + f*frame_step."""
+
+    chunk_step: float
+    frame_offset: float
+    frame_step: float
+    frame_duration: float
+
+    def time(self, chunk: int, frame: int) -> float:
+        return chunk * self.chunk_step + self.frame_offset + frame * self.frame_step
+
+
+def find_segments(activity: np.ndarray, frames: Frames, duration_s: float) -> list[Segment]:
+    """Single-speaker runs of ``activity`` (chunks, frames, local speakers) in {0, 1}."""
+    out = []
+    alone = activity.sum(axis=2) == 1
+    half = frames.frame_step / 2
+    for c in range(activity.shape[0]):
+        for k in range(activity.shape[2]):
+            clean = (activity[c, :, k] > 0) & alone[c]
+            if not clean.any():
+                continue
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], clean.astype(np.int8), [0]))))
+            for first, last in zip(edges[::2], edges[1::2], strict=True):
+                start = max(0.0, frames.time(c, first) - half)
+                end = min(duration_s, frames.time(c, last - 1) + half)
+                if end > start:
+                    out.append(Segment(c, k, int(first), int(last), start, end))
+    return out
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def cluster(
+    embeddings: np.ndarray,
+    durations: np.ndarray,
+    threshold: float,
+    min_train_s: float,
+    min_speakers: int = 1,
+    max_speakers: int = 8,
+) -> np.ndarray:
+    """A speaker index (0..n-1) per embedding row; rows of NaN get -1.
+
+    ``threshold`` is the cosine distance at which average-linkage merging stops. Segments shorter
+    than ``min_train_s`` do not take part in forming speakers: they join the speaker whose segments
+    are closest on average, or, when they are farther than ``threshold`` from every speaker and
+    enough of them agree with each other, become a speaker of their own.
+    """
+    labels = np.full(len(embeddings), -1, dtype=np.int64)
+    valid = ~np.isnan(embeddings).any(axis=1)
+    if not valid.any():
+        return labels
+    x = _normalise(np.nan_to_num(embeddings))
+    distance = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+    train = np.flatnonzero(valid & (durations >= min_train_s))
+    if train.size == 0:
+        train = np.flatnonzero(valid)  # only short segments: cluster what there is
+    labels[train] = _agglomerate(distance[np.ix_(train, train)], threshold, min_speakers, max_speakers)
+    rest = np.flatnonzero(valid & (labels < 0))
+    if rest.size:
+        mean = _mean_distance(distance, rest, labels)
+        near = mean.min(axis=1) <= threshold
+        labels[rest[near]] = mean[near].argmin(axis=1)
+        far = rest[~near]
+        if far.size >= 2 and durations[far].sum() >= min_train_s and labels.max() + 1 < max_speakers:
+            # Voices heard only in short turns: a group of them with enough speech is a speaker.
+            groups = _agglomerate(distance[np.ix_(far, far)], threshold, 1, max_speakers)
+            for g in np.unique(groups):
+                members = far[groups == g]
+                if members.size >= 2 and durations[members].sum() >= min_train_s and labels.max() + 1 < max_speakers:
+                    labels[members] = labels.max() + 1
+        left = np.flatnonzero(valid & (labels < 0))
+        if left.size:
+            labels[left] = _mean_distance(distance, left, labels).argmin(axis=1)
+    return _by_first_use(labels)
+
+
+def _mean_distance(distance: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(len(rows), speakers): each row's mean distance to each speaker's segments."""
+    speakers = int(labels.max()) + 1
+    return np.stack([distance[np.ix_(rows, np.flatnonzero(labels == k))].mean(axis=1) for k in range(speakers)], axis=1)
+
+
+def _agglomerate(distance: np.ndarray, threshold: float, min_speakers: int, max_speakers: int) -> np.ndarray:
+    """Average-linkage clusters 0..k-1 of a square distance matrix, k bounded by the speaker limits."""
+    n = len(distance)
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    found = fcluster(tree, t=threshold, criterion="distance")
+    k = len(np.unique(found))
+    bounded = min(max(k, min_speakers), max_speakers, n)
+    if bounded != k:
+        found = fcluster(tree, t=bounded, criterion="maxclust")
+    return (found - 1).astype(np.int64)
+
+
+def _by_first_use(labels: np.ndarray) -> np.ndarray:
+    """Relabel 0..n-1 without gaps (order of first row), keeping -1."""
+    out = labels.copy()
+    mapping: dict[int, int] = {}
+    for i, v in enumerate(labels):
+        if v >= 0:
+            out[i] = mapping.setdefault(int(v), len(mapping))
+    return out
+
+
+def label_frames(
+    activity: np.ndarray, segments: list[Segment], speakers: np.ndarray, frames: Frames, duration_s: float
+) -> list[tuple[float, float, int]]:
+    """Turns (start, end, speaker) of every active frame, overlaps included, from labelled segments."""
+    by_local: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for seg, spk in zip(segments, speakers, strict=True):
+        if spk >= 0:
+            by_local.setdefault((seg.chunk, seg.local), []).append(((seg.first + seg.last) // 2, int(spk)))
+    n_speakers = int(speakers.max()) + 1 if len(speakers) and speakers.max() >= 0 else 0
+    if n_speakers == 0:
+        return []
+    step = frames.frame_step
+    n_chunks, n_frames, n_local = activity.shape
+    total = int(np.ceil(duration_s / step)) + 1
+    grid = np.zeros((total, n_speakers), dtype=bool)
+    for (c, k), centres in by_local.items():
+        active = np.flatnonzero(activity[c, :, k] > 0)
+        if active.size == 0:
+            continue
+        mids = np.array([m for m, _ in centres])
+        spks = np.array([s for _, s in centres])
+        # Each active frame takes the speaker of the nearest labelled segment of this local speaker.
+        nearest = spks[np.abs(active[:, None] - mids[None, :]).argmin(axis=1)]
+        times = c * frames.chunk_step + frames.frame_offset + active * step
+        cells = np.clip(np.round(times / step).astype(np.int64), 0, total - 1)
+        grid[cells, nearest] = True
+    turns = []
+    gap = max(1, int(round(MERGE_GAP_S / step)))
+    for spk in range(n_speakers):
+        on = grid[:, spk]
+        if not on.any():
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], on.astype(np.int8), [0]))))
+        runs = list(zip(edges[::2], edges[1::2], strict=True))
+        merged = [list(runs[0])]
+        for a, b in runs[1:]:
+            if a - merged[-1][1] <= gap:
+                merged[-1][1] = b
+            else:
+                merged.append([a, b])
+        for a, b in merged:
+            start, end = max(0.0, (a - 0.5) * step), min(duration_s, (b - 0.5) * step)
+            if end > start:
+                turns.append((round(start, 3), round(end, 3), spk))
+    return sorted(turns)
+
+
+__all__ = ["Frames", "MIN_EMBED_S", "Segment", "cluster", "find_segments", "label_frames"]
