@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from consumer.events import parse_granularities
 from gateway.errors import ApiError
 from pipeline.profiles import PROFILES
 from pipeline.render import FORMATS
@@ -51,13 +52,8 @@ def check_field(name: str, value: str) -> None:
             code="invalid_value",
             param="response_format",
         )
-    if name in GRANULARITY_FIELDS and value not in {g.value for g in Granularity}:
-        raise ApiError(
-            400,
-            f"unknown timestamp granularity {value!r}; valid: {', '.join(g.value for g in Granularity)}",
-            code="invalid_value",
-            param="timestamp_granularities[]",
-        )
+    if name in GRANULARITY_FIELDS:
+        _granularities([value], name)
     if name == "temperature":
         _temperature(value)
 
@@ -75,6 +71,14 @@ def _temperature(value: str) -> float | None:
     return number
 
 
+def _granularities(values: list[str], name: str = "timestamp_granularities[]") -> tuple[Granularity, ...]:
+    # Each value may be a list itself: OpenAI's SDK sends timestamp_granularities="word,speaker" as it is.
+    try:
+        return parse_granularities(values)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), code="invalid_value", param=name) from None
+
+
 def build_form(fields: dict[str, list[str]], task: Task, prefer_async: bool) -> TranscriptionForm:
     def first(name: str) -> str | None:
         values = fields.get(name)
@@ -86,7 +90,7 @@ def build_form(fields: dict[str, list[str]], task: Task, prefer_async: bool) -> 
     for name, values in fields.items():
         for value in values:
             check_field(name, value)
-    granularities = tuple(dict.fromkeys(Granularity(v) for n in GRANULARITY_FIELDS for v in fields.get(n, [])))
+    granularities = _granularities([v for n in GRANULARITY_FIELDS for v in fields.get(n, [])])
     return TranscriptionForm(
         model=model,
         task=task,

@@ -86,6 +86,45 @@ def test_field_checks() -> None:
     assert build_form({"model": ["whisper-1"]}, Task.TRANSCRIBE, prefer_async=True).respond_async
 
 
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"timestamp_granularities": ["word,speaker"]}, {"word", "speaker"}),  # the openai SDK's string, as sent
+        ({"timestamp_granularities": [" word , speaker,word"]}, {"word", "speaker"}),
+        ({"timestamp_granularities[]": ["word", "speaker"]}, {"word", "speaker"}),  # the SDK's list
+        ({"timestamp_granularities[]": ["word,speaker", "segment"]}, {"word", "speaker"}),
+        ({"timestamp_granularities[]": ["word"], "timestamp_granularities": ["speaker"]}, {"word", "speaker"}),
+        ({"timestamp_granularities": ["segment"]}, set()),
+    ],
+)
+def test_granularities_may_be_comma_separated(fields: dict[str, list[str]], expected: set[str]) -> None:
+    for name, values in fields.items():
+        for value in values:
+            check_field(name, value)
+    form = build_form({"model": ["whisper-1"], **fields}, Task.TRANSCRIBE, False)
+    assert form.granularities() == {Granularity(g) for g in expected} | {Granularity.SEGMENT}
+    assert len(form.timestamp_granularities) == len(set(form.timestamp_granularities))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("timestamp_granularities", "word,,", "empty item in timestamp granularities 'word,,'"),
+        ("timestamp_granularities", "word,bogus", "unknown timestamp granularity 'bogus' in 'word,bogus'"),
+        ("timestamp_granularities[]", "", "empty item in timestamp granularities ''"),
+        ("timestamp_granularities[]", "speaker,letter", "unknown timestamp granularity 'letter'"),
+    ],
+)
+def test_bad_granularities_are_400_naming_the_value(name: str, value: str, message: str) -> None:
+    for refuse in (lambda: check_field(name, value), lambda: build_form({"model": ["whisper-1"], name: [value]},
+                                                                         Task.TRANSCRIBE, False)):
+        with pytest.raises(ApiError) as refused:
+            refuse()
+        assert refused.value.status == 400 and refused.value.code == "invalid_value"
+        assert refused.value.param == name and message in refused.value.message
+        assert "valid: segment, word, speaker" in refused.value.message
+
+
 def test_dead_letter_codes_map_to_statuses() -> None:
     def status(code: str) -> int:
         return from_dead_letter({"code": code, "message": "m", "event_id": "gw-1"}).status

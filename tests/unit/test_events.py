@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from consumer.errors import InvalidEventError, MalformedEventError
-from consumer.events import MAX_METADATA_BYTES, parse_audio_reference, peek_event_id
+from consumer.events import MAX_METADATA_BYTES, parse_audio_reference, parse_granularities, peek_event_id
 from pipeline.errors import ErrorCode
 from pipeline.types import DiarizationMode, Granularity, Task
 
@@ -80,3 +81,68 @@ def test_peek_reads_avro_too() -> None:
 
     ref = AudioReference(event_id="avro-1", object=ObjectRef(bucket="audio", key="k"))
     assert peek_event_id(ref.to_avro()) == "avro-1"
+
+
+W, S, SEG = Granularity.WORD, Granularity.SPEAKER, Granularity.SEGMENT
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("word,speaker", (W, S)),  # OpenAI's SDK sends a string as one field, as it is
+        (" word , speaker ", (W, S)),
+        ("segment", (SEG,)),
+        (["word", "speaker"], (W, S)),
+        (["word,segment", "speaker"], (W, SEG, S)),  # each list item may itself be a list
+        ("word,word, speaker,word", (W, S)),
+        ([S, W], (S, W)),
+        ([], ()),
+    ],
+)
+def test_granularities_are_split_on_commas(given: str | list[str], expected: tuple[Granularity, ...]) -> None:
+    assert parse_granularities(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("word,,", "empty item in timestamp granularities 'word,,'"),
+        ("", "empty item in timestamp granularities ''"),
+        (["word", " "], "empty item in timestamp granularities ' '"),
+        ("word,bogus", "unknown timestamp granularity 'bogus' in 'word,bogus'"),
+        (["letter"], "unknown timestamp granularity 'letter'; valid: segment, word, speaker"),
+        ("Word", "unknown timestamp granularity 'Word'"),
+    ],
+)
+def test_bad_granularities_are_named(given: str | list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_granularities(given)
+
+
+def test_an_event_takes_comma_separated_granularities() -> None:
+    def parsed(value: object) -> tuple[Granularity, ...]:
+        event = {"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "timestamp_granularities": value}
+        return parse_audio_reference(json.dumps(event).encode()).timestamp_granularities
+
+    assert parsed("word,speaker") == (W, S)
+    assert parsed(["word, speaker", "word"]) == (W, S)
+    assert parsed(["segment"]) == (SEG,)
+    ref = parse_audio_reference(
+        b'{"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "timestamp_granularities": "speaker"}'
+    )
+    assert ref.to_request().wants_speakers and ref.to_request().granularities == {SEG, S}
+    # The Avro record carries the parsed list, which Java and Avro readers know as an array of enums.
+    assert parse_audio_reference(ref.to_avro()).timestamp_granularities == (S,)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("word,,", "empty item"), (["word,bogus"], "unknown timestamp granularity 'bogus'"), (None, "timestamp_granularities"),
+     ([1], "timestamp_granularities")],
+)
+def test_bad_granularities_in_an_event_are_invalid(value: object, message: str) -> None:
+    event = {"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "timestamp_granularities": value}
+    with pytest.raises(InvalidEventError, match=re.escape(message)) as info:
+        parse_audio_reference(json.dumps(event).encode())
+    assert info.value.code is ErrorCode.INVALID_EVENT
+    assert "timestamp_granularities" in info.value.message
