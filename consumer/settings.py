@@ -189,11 +189,11 @@ class Settings(BaseSettings):
     diarization_min_duration_s: float = Field(30.0, ge=0, description="`auto` diarizes only clips this long.")
     diarization_max_speakers: int = Field(8, ge=1, le=64, description="Upper bound on speakers per clip.")
     diarization_threshold: float = Field(
-        0.4,
+        0.3,
         gt=0,
         le=2,
         description=(
-            "Cosine distance at which merging speakers stops: lower splits, higher merges. 0.4 for the "
+            "Cosine distance at which merging speakers stops: lower splits, higher merges. 0.3 for the "
             "segments clustering (chosen on the tuning split, docs/DIARIZATION.md); pyannote's own was 0.7."
         ),
     )
@@ -205,7 +205,7 @@ class Settings(BaseSettings):
         ),
     )
     diarization_min_train_s: float = Field(
-        2.0, ge=0, description="Segments at least this long form the speakers; shorter ones join them."
+        2.5, ge=0, description="Segments at least this long form the speakers; shorter ones join them."
     )
     diarization_embedding_runtime: Literal["onnx", "torch"] = Field(
         "onnx",

@@ -184,7 +184,9 @@ class Pipeline:
             return replace(
                 transcript,
                 diarize_s=diarize_s,
-                diarization=Diarization(DiarizationStatus.SKIPPED_NO_SPEECH, "no speech found to diarize"),
+                diarization=Diarization(
+                    DiarizationStatus.SKIPPED_NO_SPEECH, "no speech found, or too little to tell voices apart"
+                ),
             )
         return replace(
             assign_speakers(transcript, turns),

@@ -26,7 +26,7 @@ from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding  # 
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError  # noqa: E402
 from pipeline.diarization.onnx import export, onnx_path  # noqa: E402
 from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames  # noqa: E402
-from pipeline.diarization.speech import MIN_SOUND_S, find_sound, join, remap  # noqa: E402
+from pipeline.diarization.speech import find_sound, join, remap, too_little  # noqa: E402
 from pipeline.errors import model_failure  # noqa: E402
 
 INSTALL_HINT = "run scripts/install-diarization-models.sh (or set the model paths)"
@@ -203,7 +203,7 @@ class Diarizer:
         upper = min(max_speakers or self.config.max_speakers, self.config.max_speakers)
         lower = min(min_speakers, upper) if min_speakers else None
         sound = find_sound(samples)
-        if sound.sound_s < MIN_SOUND_S:
+        if too_little(sound):
             return ()  # nothing a speaker could be told by: the caller reports "no speech"
         joined = np.ascontiguousarray(join(samples, sound), dtype=np.float32)
         waveform = torch.from_numpy(joined).unsqueeze(0)

@@ -40,12 +40,12 @@ def _mel_banks() -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _povey() -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WINDOW) / (WINDOW - 1))) ** 0.85
+    return ((0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WINDOW) / (WINDOW - 1))) ** 0.85).astype(np.float32)
 
 
 def fbank(samples: np.ndarray) -> np.ndarray:
     """(samples,) float in [-1, 1] at 16 kHz -> (frames, 80) float32 log-mel fbank, not normalised."""
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples, dtype=np.float32)
     n = 1 + (len(x) - WINDOW) // HOP if len(x) >= WINDOW else 0
     if n == 0:
         return np.zeros((0, BINS), dtype=np.float32)
@@ -53,8 +53,9 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     frames = frames - frames.mean(axis=1, keepdims=True)
     frames = frames - PREEMPHASIS * np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
     frames = frames * _povey()
-    power = np.abs(np.fft.rfft(frames, n=FFT, axis=1)) ** 2
-    return np.log(np.maximum(power.astype(np.float32) @ _mel_banks(), EPSILON)).astype(np.float32)
+    spectrum = np.fft.rfft(frames, n=FFT, axis=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    return np.log(np.maximum(power @ _mel_banks(), EPSILON))
 
 
 __all__ = ["fbank"]

@@ -23,11 +23,19 @@ from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissi
 from pipeline.diarization.features import HOP, WINDOW, fbank
 from pipeline.diarization.onnx import OnnxCamPlusPlus, OnnxSegmentation, onnx_path, segmentation_paths
 from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
-from pipeline.diarization.speech import MIN_SOUND_S, find_sound, join, remap
+from pipeline.diarization.speech import find_sound, join, remap, too_little
 from pipeline.errors import model_failure
 
 SAMPLE_RATE = 16_000
 EMBEDDING_DIM = 192  # CAM++'s output (campplus.py, which imports torch)
+# Windows per segmentation call. SincNet's first layer holds 80 x 160,000 floats per window, and
+# onnxruntime's arena keeps the largest batch's worth: batch 32 peaked at 358 MB, batch 1 at 103 MB,
+# at the same speed on 2 cores (0.45-0.48 s for a 120 s call).
+SEGMENTATION_BATCH = 1
+# Longest stretch of one segment that is embedded (its middle): embedding is most of diarization's
+# time and grows with the length. On the tuning split and dev calls, 3 s gave the same counts and
+# DER as whole segments (8/16, 16.1 %); 2 s: 7/16; 1.5 s: 4-5/16 (docs/DIARIZATION.md).
+MAX_EMBED_S = 3.0
 MIN_FRAMES = 8  # as in embedding.py: CAM++ needs this many fbank frames of one speaker
 INSTALL_HINT = "run scripts/install-diarization-models.sh (it exports the ONNX graphs)"
 
@@ -51,7 +59,7 @@ class LightDiarizer:
         started = time.perf_counter()
         self.config = config
         self.device = "cpu"
-        self._segmentation = OnnxSegmentation(config.segmentation_path, threads=1, batch_size=config.batch_size)
+        self._segmentation = OnnxSegmentation(config.segmentation_path, threads=1, batch_size=SEGMENTATION_BATCH)
         self._embedding = OnnxCamPlusPlus(onnx_path(config.embedding_path))
         self._workers = max(1, config.embedding_workers)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="campplus")
@@ -90,7 +98,7 @@ class LightDiarizer:
         upper = min(max_speakers or self.config.max_speakers, self.config.max_speakers)
         lower = min(min_speakers, upper) if min_speakers else 1
         sound = find_sound(samples)
-        if sound.sound_s < MIN_SOUND_S:
+        if too_little(sound):
             return ()
         joined = np.ascontiguousarray(join(samples, sound), dtype=np.float32)
         try:
@@ -120,7 +128,7 @@ class LightDiarizer:
     def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
         out = np.full((len(spans), EMBEDDING_DIM), np.nan, dtype=np.float32)
         jobs = [
-            (i, samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
+            (i, samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)][_middle(int((b - a) * SAMPLE_RATE))])
             for i, (a, b) in enumerate(spans)
             if int((b - a) * SAMPLE_RATE) >= WINDOW + MIN_FRAMES * HOP
         ]
@@ -138,6 +146,15 @@ class LightDiarizer:
             features -= features.mean(axis=0, keepdims=True)  # CAM++'s per-utterance mean normalisation
             done.append((i, self._embedding(features[None])[0]))
         return done
+
+
+def _middle(n: int) -> slice:
+    """The middle MAX_EMBED_S of a segment of n samples (all of it when shorter)."""
+    keep = int(MAX_EMBED_S * SAMPLE_RATE)
+    if n <= keep:
+        return slice(0, n)
+    start = (n - keep) // 2
+    return slice(start, start + keep)
 
 
 def turns_by_first_appearance(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:

@@ -32,6 +32,9 @@ MARGIN_S = 0.25
 # Below this much sound in total there is too little to tell voices apart (a CAM++ embedding wants
 # about a second of one speaker): diarization is skipped as "no speech".
 MIN_SOUND_S = 1.0
+# One stretch of sound shorter than this (margins included) is one short utterance at most: a single
+# voice, nothing to tell apart, so diarization is skipped too (issue 12: "a single short region").
+MIN_SINGLE_SPAN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ class SpeechMap:
             if e > s:
                 out.append((span.start + s - span.offset, span.start + e - span.offset))
         return out
+
+
+def too_little(speech: SpeechMap) -> bool:
+    """Whether there is too little sound to diarize: under MIN_SOUND_S, or one short stretch."""
+    if speech.sound_s < MIN_SOUND_S:
+        return True
+    return len(speech.spans) == 1 and speech.sound_s < MIN_SINGLE_SPAN_S
 
 
 def frame_levels_db(samples: np.ndarray) -> np.ndarray:
@@ -118,4 +128,4 @@ def remap(turns: Sequence[tuple[float, float, str]], speech: SpeechMap) -> list[
     return [(s, e, label) for start, end, label in turns for s, e in speech.to_clip(start, end)]
 
 
-__all__ = ["MIN_SOUND_S", "SpeechMap", "find_sound", "join", "remap"]
+__all__ = ["MIN_SOUND_S", "MIN_SINGLE_SPAN_S", "SpeechMap", "find_sound", "join", "remap", "too_little"]

@@ -1,13 +1,14 @@
 """Diarization's cost on nothing and on a lot: ten minutes of silence, and a long call, with peak RSS.
 
-    .venv/bin/python -m tests.diarization.long silence            # 600 s of digital silence
-    .venv/bin/python -m tests.diarization.long call --minutes 60  # pyannote's sample tiled to an hour
+    .venv/bin/python -m tests.diarization.long make /tmp/hour.wav --minutes 60   # sample.wav tiled
+    .venv/bin/python -m tests.diarization.long run /tmp/hour.wav                 # one call through the stage
+    .venv/bin/python -m tests.diarization.long silence                           # 600 s of digital silence
 
-Each runs the stage's own ``Pipeline`` as a worker builds it (``consumer.runner.build_pipeline``, the
-settings' defaults with ``ENABLE_DIARIZATION=true``, profile whisper-1-fast, word and speaker
-granularity) in this process, and prints the steps' seconds and the process's peak RSS
-(``ru_maxrss``, which includes the models and the clip). Run each in a fresh process: the peak is
-the process's whole life.
+``run`` and ``silence`` run the stage's own ``Pipeline`` as a worker builds it
+(``consumer.runner.build_pipeline``, the settings' defaults with ``ENABLE_DIARIZATION=true``, profile
+whisper-1-fast, word and speaker granularity) in a process that imports nothing else (the clip is
+made beforehand by ``make``, which needs pyannote for sample.wav), and print the steps' seconds and
+the process's peak RSS (``ru_maxrss``: models, the file's bytes and its decoded samples included).
 """
 
 from __future__ import annotations
@@ -38,20 +39,26 @@ def main() -> None:
     from consumer.runner import build_pipeline
     from consumer.settings import Settings
     from pipeline.types import DiarizationMode, Granularity, TranscriptionRequest
-    from tests.diarization.clips import sample
     from tests.diarization.tune import cpu_line
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["silence", "call"])
+    parser.add_argument("what", choices=["make", "run", "silence"])
+    parser.add_argument("path", nargs="?")
     parser.add_argument("--minutes", type=float, default=60.0)
     args = parser.parse_args()
-    if args.what == "silence":
-        samples = np.zeros(600 * 16_000, dtype=np.float32)
-    else:
+    if args.what == "make":
+        from tests.diarization.clips import sample
+
         base = sample().samples
         samples = np.tile(base, int(np.ceil(args.minutes * 60 * 16_000 / len(base))))[: int(args.minutes * 60 * 16_000)]
-    data = _wav(samples)
-    del samples
+        with open(args.path, "wb") as f:
+            f.write(_wav(samples))
+        return
+    if args.what == "silence":
+        data = _wav(np.zeros(600 * 16_000, dtype=np.float32))
+    else:
+        with open(args.path, "rb") as f:
+            data = f.read()
     settings = Settings(enable_diarization=True, max_audio_duration_s=4 * 3600)
     pipeline = build_pipeline(settings)
     ready_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -73,7 +80,7 @@ def main() -> None:
         f"decode {out.decode_s:.2f} s, transcribe {out.transcribe_s:.2f} s, diarize {out.diarize_s:.2f} s, "
         f"inference (wall) {out.inference_s:.2f} s, whole call {wall:.2f} s"
     )
-    print(f"peak RSS when ready {ready_mb:.0f} MB (includes building the clip), peak RSS after {peak_mb:.0f} MB")
+    print(f"peak RSS when ready {ready_mb:.0f} MB (the file's bytes included), peak RSS after {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

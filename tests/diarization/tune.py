@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.diarization.tune grid --split tune --with-dev # every setting, tuning clips
     .venv/bin/python -m tests.diarization.tune report --split heldout       # the defaults, held-out clips
     .venv/bin/python -m tests.diarization.tune report --split heldout --baseline   # pyannote's defaults
+    .venv/bin/python -m tests.diarization.tune words --split heldout        # whole stage: words' speakers
 
 ``grid`` runs segmentation and embeddings once per clip (the worker's engine), then every setting of
 the segments clustering on those (clustering is milliseconds). A setting is ranked by the number of
@@ -149,6 +150,50 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
           f"({total_audio / total_s:.0f}x real time)")
 
 
+def words(split: str) -> None:
+    """The whole stage on each clip (whisper-1-fast, words + speakers): words with the right speaker."""
+    import io
+    import wave
+
+    from consumer.runner import build_pipeline
+    from consumer.settings import Settings
+    from pipeline.types import DiarizationMode, Granularity, TranscriptionRequest
+
+    pipeline = build_pipeline(Settings(enable_diarization=True))
+    request = TranscriptionRequest(
+        profile="whisper-1-fast",
+        granularities=frozenset({Granularity.WORD, Granularity.SPEAKER}),
+        diarization=DiarizationMode.ALWAYS,
+    )
+    print(cpu_line())
+    print("| clip | speakers (ref / found) | words scored | words with the right speaker | stage x real time |")
+    print("|---|---|---|---|---|")
+    for clip in _clips(split):
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16_000)
+            w.writeframes((np.clip(clip.samples, -1, 1) * 32767).astype("<i2").tobytes())
+        started = time.perf_counter()
+        out = pipeline.process(buf.getvalue(), request)
+        took = time.perf_counter() - started
+        pairs = []
+        for word in (w for seg in out.segments for w in seg.words):
+            mid = (word.start + word.end) / 2
+            refs = {t.speaker for t in clip.turns if t.start <= mid <= t.end}
+            if len(refs) == 1 and word.speaker is not None:  # overlaps and gaps are not scored
+                pairs.append((word.speaker, refs.pop()))
+        # Each found speaker stands for the reference speaker it shares most words with.
+        votes: dict[str, dict[str, int]] = {}
+        for found, ref in pairs:
+            votes.setdefault(found, {}).setdefault(ref, 0)
+            votes[found][ref] += 1
+        best = {found: max(v, key=v.__getitem__) for found, v in votes.items()}
+        right = sum(best[found] == ref for found, ref in pairs) / max(1, len(pairs))
+        print(f"| {clip.name} | {len(clip.speakers)} / {len(out.speakers)} | {len(pairs)} | {right:.1%} | {clip.duration / took:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,12 +202,16 @@ def main() -> None:
     g.add_argument("--with-dev", action="store_true", help="also the dev calls sample4 and mix4 (tests/diarization/clips.py)")
     g.add_argument("--thresholds", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55])
     g.add_argument("--train", type=float, nargs="+", default=[1.0, 1.5, 2.0])
+    w = sub.add_parser("words")
+    w.add_argument("--split", default="heldout")
     r = sub.add_parser("report")
     r.add_argument("--split", default="heldout")
     r.add_argument("--baseline", action="store_true")
     r.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. threshold=0.6 segmentation_step=0.5")
     args = parser.parse_args()
-    if args.command == "grid":
+    if args.command == "words":
+        words(args.split)
+    elif args.command == "grid":
         grid(args.split, args.with_dev, args.thresholds, args.train)
     else:
         overrides = {k: (int(v) if v.isdigit() else float(v)) for k, v in (s.split("=", 1) for s in args.set)}

@@ -191,39 +191,25 @@ def test_short_segments_alone_still_form_speakers() -> None:
     assert labels.tolist() == [0, 1, 0, 1, 0, 1]
 
 
-def test_several_short_far_segments_become_a_speaker() -> None:
-    # Voice 2 only ever says "yeah", "right" (0.5 s each), four times: 2 s together, a participant.
+def test_short_far_segments_join_the_nearest_speaker_rather_than_form_one() -> None:
+    # Voice 2 only ever says "yeah", "right" (0.5 s each): short segments never form a speaker, even
+    # several that agree (measured: that rule found none of the tuning split's back-channel speakers
+    # and invented three in a real two-person call; docs/DIARIZATION.md).
     groups = [0, 1, 0, 1, 0, 1, 2, 2, 2, 2]
     durations = np.array([2.0] * 6 + [0.5] * 4)
-    labels = cluster(_voices(groups), durations, THRESHOLD, MIN_TRAIN_S)
-    assert labels.tolist() == [0, 1, 0, 1, 0, 1, 2, 2, 2, 2]
-
-
-def test_short_far_segments_under_min_train_s_together_are_no_speaker() -> None:
-    # Two short far segments, 1.0 s together (< min_train_s): they join the nearest speakers.
-    groups = [0, 1, 0, 1, 0, 1, 2, 2]
-    durations = np.array([2.0] * 6 + [0.5] * 2)
     labels = cluster(_voices(groups), durations, THRESHOLD, MIN_TRAIN_S)
     assert sorted(set(labels.tolist())) == [0, 1]
     assert labels[:6].tolist() == [0, 1, 0, 1, 0, 1]
 
 
 def test_a_single_short_far_segment_is_no_speaker() -> None:
-    # Even a long-enough one (2 s < min_train_s 2.5 here): one segment alone never makes a voice.
+    # Even a long-enough one (2 s < min_train_s 2.5 here): a segment under min_train_s never makes a voice.
     groups = [0, 1, 0, 1, 0, 1, 2]
     durations = np.array([3.0] * 6 + [2.0])
     labels = cluster(_voices(groups), durations, THRESHOLD, min_train_s=2.5)
     assert sorted(set(labels.tolist())) == [0, 1]
     assert labels[:6].tolist() == [0, 1, 0, 1, 0, 1]
     assert labels[6] in (0, 1)
-
-
-def test_short_far_speakers_respect_max_speakers() -> None:
-    # The far group would be a third speaker, but only two are allowed: it joins the nearest.
-    groups = [0, 1, 0, 1, 0, 1, 2, 2, 2, 2]
-    durations = np.array([2.0] * 6 + [0.5] * 4)
-    labels = cluster(_voices(groups), durations, THRESHOLD, MIN_TRAIN_S, max_speakers=2)
-    assert sorted(set(labels.tolist())) == [0, 1]
 
 
 def test_rows_without_an_embedding_get_minus_one() -> None:

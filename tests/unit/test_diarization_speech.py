@@ -236,3 +236,13 @@ def test_find_sound_join_and_remap_round_trip() -> None:
     out = remap(on_join, speech)
     assert [label for _, _, label in out] == ["A", "B"]
     assert [(s, e) for s, e, _ in out] == [pytest.approx((3.0, 7.5), abs=1e-3), pytest.approx((28.5, 33.0), abs=1e-3)]
+
+
+def test_one_short_stretch_or_almost_nothing_is_too_little_to_diarize() -> None:
+    from pipeline.diarization.speech import MIN_SINGLE_SPAN_S, SpeechMap, Span, too_little
+
+    assert too_little(SpeechMap(()))
+    assert too_little(SpeechMap((Span(10.0, 10.0 + MIN_SINGLE_SPAN_S - 0.1, 0.0),)))  # "Hello?" alone
+    assert not too_little(SpeechMap((Span(10.0, 10.0 + MIN_SINGLE_SPAN_S + 0.1, 0.0),)))
+    # Two short stretches are two utterances: possibly two voices, so they are diarized.
+    assert not too_little(SpeechMap((Span(1.0, 2.2, 0.0), Span(9.0, 10.2, 1.2))))
