@@ -25,7 +25,8 @@ from pipeline.diarization.config import DiarizationConfig  # noqa: E402
 from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding  # noqa: E402
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError  # noqa: E402
 from pipeline.diarization.onnx import export, onnx_path  # noqa: E402
-from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames  # noqa: E402
+from pipeline.diarization.light import turns_by_first_appearance  # noqa: E402
+from pipeline.diarization.segments import Frames, speaker_turns  # noqa: E402
 from pipeline.diarization.speech import find_sound, join, remap, too_little  # noqa: E402
 from pipeline.errors import model_failure  # noqa: E402
 
@@ -240,27 +241,14 @@ class Diarizer:
         duration = waveform.shape[-1] / SAMPLE_RATE
         with torch.inference_mode():
             output = self._segmenter({"waveform": waveform, "sample_rate": SAMPLE_RATE})
-        activity = np.asarray(output.data)
         frames = Frames(output.sliding_window.step, self._frames_offset, self._frames_step, self._frames_duration)
-        segments = [s for s in find_segments(activity, frames, duration) if s.duration >= MIN_EMBED_S]
-        if not segments:
-            return []
         embedding: CamPlusPlusEmbedding = self._pipeline._embedding.model_
-        vectors = embedding.embed_spans(waveform[0], [(s.start, s.end) for s in segments])
-        speakers = cluster(
-            vectors,
-            np.array([s.duration for s in segments]),
-            threshold=self.config.threshold,
-            min_train_s=self.config.min_train_s,
-            min_speakers=lower,
-            max_speakers=upper,
-        )
-        return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration)]
+        c = self.config
+        return speaker_turns(
+            np.asarray(output.data), frames, duration, lambda spans: embedding.embed_spans(waveform[0], spans),
+            c.threshold, c.min_train_s, lower, upper,
+        )  # fmt: skip
 
 
 def _turns(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:
-    raw = sorted(found, key=lambda t: (t[0], t[1]))
-    names: dict[str, str] = {}
-    for _, _, label in raw:
-        names.setdefault(label, f"SPEAKER_{len(names):02d}")
-    return tuple(SpeakerTurn(round(s, 3), round(e, 3), names[label]) for s, e, label in raw)
+    return turns_by_first_appearance(found)

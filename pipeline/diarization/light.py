@@ -22,7 +22,7 @@ from pipeline.diarization.config import DiarizationConfig
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
 from pipeline.diarization.features import HOP, WINDOW, fbank
 from pipeline.diarization.onnx import OnnxCamPlusPlus, OnnxSegmentation, onnx_path, segmentation_paths
-from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
+from pipeline.diarization.segments import Frames, speaker_turns
 from pipeline.diarization.speech import find_sound, join, remap, too_little
 from pipeline.errors import model_failure
 
@@ -108,22 +108,13 @@ class LightDiarizer:
         return turns_by_first_appearance(remap(found, sound))
 
     def _by_segments(self, samples: np.ndarray, lower: int, upper: int) -> list[tuple[float, float, str]]:
-        duration = len(samples) / SAMPLE_RATE
         activity, chunk_step = self._segmentation(samples, self.config.segmentation_step)
         frames = Frames(chunk_step, self._frame_offset, self._frame_step, self._frame_duration)
-        segments = [s for s in find_segments(activity, frames, duration) if s.duration >= MIN_EMBED_S]
-        if not segments:
-            return []
-        vectors = self._embed(samples, [(s.start, s.end) for s in segments])
-        speakers = cluster(
-            vectors,
-            np.array([s.duration for s in segments]),
-            threshold=self.config.threshold,
-            min_train_s=self.config.min_train_s,
-            min_speakers=lower,
-            max_speakers=upper,
-        )
-        return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration)]
+        c = self.config
+        return speaker_turns(
+            activity, frames, len(samples) / SAMPLE_RATE, lambda spans: self._embed(samples, spans),
+            c.threshold, c.min_train_s, lower, upper,
+        )  # fmt: skip
 
     def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
         out = np.full((len(spans), EMBEDDING_DIM), np.nan, dtype=np.float32)
@@ -158,6 +149,7 @@ def _middle(n: int) -> slice:
 
 
 def turns_by_first_appearance(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:
+    """Turns sorted by start, speakers renamed SPEAKER_00.. in order of first appearance."""
     raw = sorted(found, key=lambda t: (t[0], t[1]))
     names: dict[str, str] = {}
     for _, _, label in raw:

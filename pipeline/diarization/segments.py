@@ -19,6 +19,7 @@ variant (cosine 0.7-0.78 across such voices, 0.77-0.9 within one; docs/DIARIZATI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,4 +194,24 @@ def label_frames(
     return sorted(turns)
 
 
-__all__ = ["Frames", "MIN_EMBED_S", "Segment", "cluster", "find_segments", "label_frames"]
+def speaker_turns(
+    activity: np.ndarray,
+    frames: Frames,
+    duration_s: float,
+    embed: Callable[[list[tuple[float, float]]], np.ndarray],
+    threshold: float,
+    min_train_s: float,
+    min_speakers: int,
+    max_speakers: int,
+) -> list[tuple[float, float, str]]:
+    """Steps 1-5 for one clip: segments of ``activity``, ``embed(spans)`` per segment, clusters, turns."""
+    segments = [s for s in find_segments(activity, frames, duration_s) if s.duration >= MIN_EMBED_S]
+    if not segments:
+        return []
+    vectors = embed([(s.start, s.end) for s in segments])
+    durations = np.array([s.duration for s in segments])
+    speakers = cluster(vectors, durations, threshold, min_train_s, min_speakers, max_speakers)
+    return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration_s)]
+
+
+__all__ = ["Frames", "MIN_EMBED_S", "Segment", "cluster", "find_segments", "label_frames", "speaker_turns"]

@@ -29,16 +29,9 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
 
 def _der(clip: Any, turns: Any, collar: float) -> float:
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
+    from tests.diarization.dataset import score
 
-    reference, hypothesis = Annotation(uri=clip.name), Annotation(uri=clip.name)
-    for t in clip.turns:
-        reference[Segment(t.start, t.end)] = t.speaker
-    for n, t in enumerate(turns):
-        hypothesis[Segment(t.start, t.end), n] = t.speaker
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
-    return float(metric(reference, hypothesis, uem=Timeline([Segment(0, clip.duration)])))
+    return score(clip, turns, collar)
 
 
 def _cpu() -> float:
