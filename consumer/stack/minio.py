@@ -126,7 +126,10 @@ class MinioNode:
         while time.monotonic() < deadline:
             pid = self.process.pid()
             if pid is None:
-                raise StackError(f"MinIO exited during start; see {self.process.log_file}:\n{self.process.log_tail()}")
+                raise StackError(
+                    f"MinIO exited during start ({self.process.describe()}); see {self.process.log_file}:\n"
+                    f"{self.process.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - fixed loopback URL
                     if response.status == 200:

@@ -33,18 +33,55 @@ class ManagedProcess:
         self.pid_file = pid_file
         self.log_file = log_file
         self.marker = marker
+        self.last_miss = ""
+        self.binary_name = ""  # set by start(): the program's file name, to tell the server from a tool
 
     # --- state ---------------------------------------------------------------------------
     def pid(self) -> int | None:
         """The pid of the running server, or None (a stale pid file is removed)."""
         try:
             pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+        except (FileNotFoundError, ValueError) as exc:
+            self.last_miss = f"pid file {self.pid_file}: {type(exc).__name__}"
+            return self._adopt()
         if _alive(pid, self.marker):
             return pid
+        self.last_miss = f"pid {pid} not alive ({self._proc_state(pid)})"
         self.pid_file.unlink(missing_ok=True)
+        return self._adopt()
+
+    def _adopt(self) -> int | None:
+        """A running server of ours whose pid file was lost: found by its marker, its pid file rewritten.
+
+        Seen in full test runs: MinIO restarted after an outage served on its port while the check of
+        its pid file said it was gone, and then nothing could stop it. The marker is unique to this
+        stack folder, so a process whose command line holds it is this server.
+        """
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            # Only a process that is this server is looked at further (waitpid included).
+            if self.marker in cmdline and self.binary_name in cmdline and _alive(int(entry.name), self.marker):
+                self.pid_file.write_text(f"{entry.name}\n")
+                return int(entry.name)
         return None
+
+    def _proc_state(self, pid: int) -> str:
+        try:
+            proc = Path(f"/proc/{pid}")
+            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
+        except (OSError, ValueError) as exc:
+            return f"/proc: {type(exc).__name__}"
+        return f"state {state}, marker {'in' if self.marker in cmdline else 'not in'} {cmdline!r}"
+
+    def describe(self) -> str:
+        """Why the last pid() found no running server, for an error message."""
+        return self.last_miss
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -69,6 +106,7 @@ class ManagedProcess:
                 close_fds=True,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
+        self.binary_name = Path(argv[0]).name
         return proc.pid
 
     def stop(self, timeout_s: float = 30.0) -> bool:
