@@ -247,8 +247,8 @@ def transcript_record(
             "decode_s": transcript.decode_s,
             "transcribe_s": transcript.transcribe_s,
             "diarize_s": transcript.diarize_s,
-            # A result-cache hit ran no inference for this event (its decode, transcribe and diarize
-            # times are 0 too); the cached entry keeps its own inference_s.
+            # A result-cache hit ran no inference for this event: result_cache serves it with every
+            # inference time at 0, and a hit is never reported with one (whoever built the transcript).
             "inference_s": 0.0 if transcript.cache is not None else transcript.inference_s,
             "total_s": total_s,
         },

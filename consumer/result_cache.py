@@ -229,6 +229,7 @@ def _served(entry: Cached, tier: CacheTier, match: CacheMatch) -> Transcript:
         decode_s=0.0,
         transcribe_s=0.0,
         diarize_s=0.0,
+        inference_s=0.0,
         cache=CacheHit(tier=tier, matched_by=match, computed_at_ms=entry.computed_at_ms),
     )
 

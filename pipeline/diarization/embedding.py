@@ -18,16 +18,12 @@ from pyannote.audio import Model
 from torchaudio.compliance import kaldi
 
 from pipeline.diarization.campplus import EMBEDDING_DIM, FBANK_BINS, load_campplus
+from pipeline.diarization.features import HOP as HOP_SAMPLES
+from pipeline.diarization.features import MIN_FRAMES, MIN_SAMPLES
+from pipeline.diarization.features import WINDOW as WINDOW_SAMPLES
 from pipeline.diarization.onnx import OnnxCamPlusPlus, onnx_path
 
 SAMPLE_RATE = 16_000
-# Kaldi fbank framing (25 ms window, 10 ms shift), which CAM++ was trained on.
-WINDOW_SAMPLES = 400
-HOP_SAMPLES = 160
-# CAM++ halves the frame rate and needs two frames for its std pooling: below this many fbank
-# frames of speech there is nothing to embed, and the speaker-chunk gets NaN, pyannote's own
-# convention for "no embedding" (it then takes no part in clustering).
-MIN_FRAMES = 8
 # A mask frame counts as this speaker's speech above this weight (pyannote passes 0/1 masks).
 ACTIVE = 0.5
 
@@ -115,7 +111,7 @@ class CamPlusPlusEmbedding(Model):
         jobs: list[tuple[int, torch.Tensor]] = []
         for i, (start, end) in enumerate(spans):
             piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            if piece.shape[0] < WINDOW_SAMPLES + MIN_FRAMES * HOP_SAMPLES:
+            if piece.shape[0] < MIN_SAMPLES:
                 continue
             jobs.append((i, piece))
         parts = [jobs[k :: self.workers] for k in range(self.workers)] if len(jobs) > 1 else [jobs]

@@ -233,7 +233,7 @@ class Diarizer:
             raise model_failure(exc, "diarizing", DiarizationError) from exc
         finally:
             torch.set_num_threads(previous_threads)
-        return _turns(remap(found, sound))
+        return turns_by_first_appearance(remap(found, sound))
 
     def _by_segments(self, waveform: torch.Tensor, lower: int, upper: int) -> list[tuple[float, float, str]]:
         """Segmentation over tiling windows, one embedding per single-speaker segment, clustering."""
@@ -249,6 +249,3 @@ class Diarizer:
             c.threshold, c.min_train_s, lower, upper,
         )  # fmt: skip
 
-
-def _turns(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:
-    return turns_by_first_appearance(found)

@@ -20,6 +20,10 @@ BINS = 80
 LOW_HZ = 20.0
 PREEMPHASIS = 0.97
 EPSILON = float(np.finfo(np.float32).eps)  # Kaldi's log floor
+# CAM++ halves the frame rate and needs two frames for its std pooling: below this many fbank frames
+# of speech there is nothing to embed (pyannote's convention for that is a NaN embedding).
+MIN_FRAMES = 8
+MIN_SAMPLES = WINDOW + MIN_FRAMES * HOP
 
 
 def _mel(hz: np.ndarray) -> np.ndarray:

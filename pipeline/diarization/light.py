@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.diarization.assign import SpeakerTurn
 from pipeline.diarization.config import DiarizationConfig
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
-from pipeline.diarization.features import HOP, WINDOW, fbank
+from pipeline.diarization.features import MIN_SAMPLES, fbank
 from pipeline.diarization.onnx import OnnxCamPlusPlus, OnnxSegmentation, onnx_path, segmentation_paths
 from pipeline.diarization.segments import Frames, speaker_turns
 from pipeline.diarization.speech import find_sound, join, remap, too_little
@@ -32,11 +32,6 @@ EMBEDDING_DIM = 192  # CAM++'s output (campplus.py, which imports torch)
 # onnxruntime's arena keeps the largest batch's worth: batch 32 peaked at 358 MB, batch 1 at 103 MB,
 # at the same speed on 2 cores (0.45-0.48 s for a 120 s call).
 SEGMENTATION_BATCH = 1
-# Longest stretch of one segment that is embedded (its middle): embedding is most of diarization's
-# time and grows with the length. On the tuning split and dev calls, 3 s gave the same counts and
-# DER as whole segments (8/16, 16.1 %); 2 s: 7/16; 1.5 s: 4-5/16 (docs/DIARIZATION.md).
-MAX_EMBED_S = 3.0
-MIN_FRAMES = 8  # as in embedding.py: CAM++ needs this many fbank frames of one speaker
 INSTALL_HINT = "run scripts/install-diarization-models.sh (it exports the ONNX graphs)"
 
 
@@ -119,9 +114,9 @@ class LightDiarizer:
     def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
         out = np.full((len(spans), EMBEDDING_DIM), np.nan, dtype=np.float32)
         jobs = [
-            (i, samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)][_middle(int((b - a) * SAMPLE_RATE))])
+            (i, samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
             for i, (a, b) in enumerate(spans)
-            if int((b - a) * SAMPLE_RATE) >= WINDOW + MIN_FRAMES * HOP
+            if int((b - a) * SAMPLE_RATE) >= MIN_SAMPLES
         ]
         # onnxruntime releases the GIL: the workers' segments really run side by side.
         parts = [jobs[k :: self._workers] for k in range(self._workers)]
@@ -137,15 +132,6 @@ class LightDiarizer:
             features -= features.mean(axis=0, keepdims=True)  # CAM++'s per-utterance mean normalisation
             done.append((i, self._embedding(features[None])[0]))
         return done
-
-
-def _middle(n: int) -> slice:
-    """The middle MAX_EMBED_S of a segment of n samples (all of it when shorter)."""
-    keep = int(MAX_EMBED_S * SAMPLE_RATE)
-    if n <= keep:
-        return slice(0, n)
-    start = (n - keep) // 2
-    return slice(start, start + keep)
 
 
 def turns_by_first_appearance(found: list[tuple[float, float, str]]) -> tuple[SpeakerTurn, ...]:

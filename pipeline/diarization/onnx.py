@@ -34,29 +34,29 @@ def export(weights_path: str) -> Path:
 
     from pipeline.diarization.campplus import FBANK_BINS, load_campplus
 
-    network = load_campplus(weights_path)
-    target = onnx_path(weights_path)
-    example = torch.randn(1, 300, FBANK_BINS)
+    probes = [torch.randn(1, frames, FBANK_BINS) for frames in (300, 40, 1000)]  # traced on the first
+    return _export_checked(
+        load_campplus(weights_path), probes, onnx_path(weights_path), ("fbank", "embedding"), {"fbank": {0: "batch", 1: "frames"}}
+    )
+
+
+def _export_checked(model, probes, target: Path, names: tuple[str, str], axes: dict) -> Path:  # type: ignore[no-untyped-def]
+    """Export ``model`` (torch) to ``target``: staged beside it, kept only if it gives torch's outputs on ``probes``."""
+    import torch
+
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         staged = Path(tmp) / target.name
         torch.onnx.export(
-            network,
-            (example,),
-            str(staged),
-            input_names=["fbank"],
-            output_names=["embedding"],
-            dynamic_axes={"fbank": {0: "batch", 1: "frames"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+            model, (probes[0],), str(staged), input_names=[names[0]], output_names=[names[1]],
+            dynamic_axes=axes, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
         session = _session(staged, threads=1)
-        for frames in (40, 300, 1000):
-            probe = torch.randn(1, frames, FBANK_BINS)
+        for probe in probes:
             with torch.inference_mode():
-                expected = network(probe).numpy()
-            got = session.run(None, {"fbank": probe.numpy()})[0]
+                expected = model(probe).numpy()
+            got = session.run(None, {names[0]: probe.numpy()})[0]
             if not np.allclose(expected, got, atol=EXPORT_TOLERANCE):
-                raise RuntimeError(f"exported CAM++ differs from torch by {np.abs(expected - got).max():.2e}")
+                raise RuntimeError(f"exported {target.name} differs from torch by {np.abs(expected - got).max():.2e}")
         os.replace(staged, target)  # only a checked graph is ever in place
     return target
 
@@ -103,26 +103,9 @@ def export_segmentation(weights_path: str) -> Path:
         "powerset_mapping": Powerset(len(spec.classes), spec.powerset_max_classes).mapping.int().tolist(),
     }
     graph, meta = segmentation_paths(weights_path)
-    example = torch.randn(2, 1, window) * 0.1
-    with tempfile.TemporaryDirectory(dir=graph.parent) as tmp:
-        staged = Path(tmp) / graph.name
-        torch.onnx.export(
-            model,
-            (example,),
-            str(staged),
-            input_names=["waveform"],
-            output_names=["scores"],
-            dynamic_axes={"waveform": {0: "batch"}, "scores": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-        with torch.inference_mode():
-            expected = model(example).numpy()
-        got = _session(staged, threads=1).run(None, {"waveform": example.numpy()})[0]
-        if not np.allclose(expected, got, atol=EXPORT_TOLERANCE):
-            raise RuntimeError(f"exported segmentation differs from torch by {np.abs(expected - got).max():.2e}")
-        meta.write_text(json.dumps(sidecar))
-        os.replace(staged, graph)
+    probes = [torch.randn(2, 1, window) * 0.1]
+    _export_checked(model, probes, graph, ("waveform", "scores"), {"waveform": {0: "batch"}, "scores": {0: "batch"}})
+    meta.write_text(json.dumps(sidecar))
     return graph
 
 

@@ -14,8 +14,9 @@ from pipeline.diarization import DiarizationConfig, make_diarizer
 from pipeline.diarization.assign import SpeakerTurn
 from pipeline.diarization.embedding import fbank as torch_fbank
 from pipeline.diarization.features import fbank
-from pipeline.diarization.light import MAX_EMBED_S, LightDiarizer
+from pipeline.diarization.light import LightDiarizer
 from pipeline.diarization.onnx import OnnxSegmentation
+from pipeline.diarization.segments import MAX_EMBED_S, Segment
 from tests.diarization.bench import _der
 from tests.diarization.clips import Clip, sample
 from tests.diarization.test_engine import MAX_DER_COLLAR_0, MAX_DER_COLLAR_05
@@ -102,8 +103,10 @@ def test_speaker_bounds_are_obeyed(light: LightDiarizer, clip: Clip) -> None:
 
 
 def test_long_segments_are_embedded_by_their_middle(light: LightDiarizer, clip: Clip) -> None:
-    # A segment longer than MAX_EMBED_S gives the same embedding as its middle MAX_EMBED_S alone.
-    whole = light._embed(clip.samples, [(6.5, 6.5 + MAX_EMBED_S + 2.0)])
+    # A segment longer than MAX_EMBED_S gives the same embedding as its middle MAX_EMBED_S alone
+    # (segments.speaker_turns hands the engine each segment's embedded() stretch).
+    long = Segment(chunk=0, local=0, first=0, last=1, start=6.5, end=6.5 + MAX_EMBED_S + 2.0)
+    whole = light._embed(clip.samples, [long.embedded()])
     middle = light._embed(clip.samples, [(7.5, 7.5 + MAX_EMBED_S)])
     assert np.allclose(whole, middle, atol=1e-4)
 

@@ -111,12 +111,6 @@ def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float]
         print(f"| {r[0]}/{len(clips)} | {r[1]:.1%} | {r[2]} | {r[3]} | {' '.join(map(str, r[4]))} |")
 
 
-def _as_turns(found: list[tuple[float, float, str]]) -> tuple[Any, ...]:
-    from pipeline.diarization.engine import _turns
-
-    return _turns(found)
-
-
 def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
     from pipeline.diarization import DiarizationConfig, make_diarizer
 

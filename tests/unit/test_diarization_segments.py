@@ -294,3 +294,22 @@ def test_no_labelled_segment_gives_no_turns() -> None:
     segments = find_segments(activity, GRID, duration_s=2.0)
     assert label_frames(activity, segments, np.array([-1]), GRID, duration_s=2.0) == []
     assert label_frames(activity, [], np.zeros(0, dtype=np.int64), GRID, duration_s=2.0) == []
+
+
+def test_speaker_turns_embeds_only_the_middle_of_a_long_segment() -> None:
+    from pipeline.diarization.segments import MAX_EMBED_S, speaker_turns
+
+    frames = Frames(chunk_step=10.0, frame_offset=0.0, frame_step=0.1, frame_duration=0.1)
+    activity = np.zeros((1, 100, 3), dtype=np.uint8)
+    activity[0, 0:80, 0] = 1  # one speaker for 8 s, longer than MAX_EMBED_S
+    activity[0, 85:95, 1] = 1  # another for 1 s
+    asked: list[tuple[float, float]] = []
+
+    def embed(spans: list[tuple[float, float]]) -> np.ndarray:
+        asked.extend(spans)
+        return _voices([0, 1])
+
+    speaker_turns(activity, frames, 10.0, embed, THRESHOLD, MIN_TRAIN_S, 1, 8)
+    (a0, a1), (b0, b1) = asked
+    assert a1 - a0 == pytest.approx(MAX_EMBED_S) and (a0 + a1) / 2 == pytest.approx(4.0, abs=0.06)
+    assert (b0, b1) == pytest.approx((8.45, 9.45), abs=0.06)  # a short segment is embedded whole
