@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pipeline.errors import ErrorCode
+from pipeline.profiles import PROFILES
+from pipeline.types import CacheMatch, CacheTier
+
+# The label values known before the first event. Each labelled series is created at 0 when the worker
+# starts: a counter whose first sample is already 40 has no earlier sample to rise from, so
+# rate()/increase() see nothing and the alerts on it miss the first burst (issue 14).
+OUTCOMES = ("transcribed", "dead_lettered")
+STEPS = ("fetch", "decode", "transcribe", "diarize", "publish")
+CACHE_ERROR_OPS = ((CacheTier.MEMORY, "put"), (CacheTier.S3, "put"), (CacheTier.S3, "get"), (CacheTier.S3, "decode"))
 
 # Inference of one clip runs from tens of milliseconds to many minutes.
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -31,6 +42,11 @@ class WorkerMetrics:
         self.dead_letters = Counter("fwv2_dead_letters", "Dead letters published, by code.", ["code"], registry=r)
         self.retries = Counter("fwv2_retries", "Retries of retriable failures, by code.", ["code"], registry=r)
         self.duplicates = Counter("fwv2_duplicates_skipped", "Events skipped as already transcribed.", registry=r)
+        self.discarded = Counter(
+            "fwv2_outcomes_discarded",
+            "Outcomes discarded unpublished because the event's partition had moved to another worker.",
+            registry=r,
+        )
         self.notifications_ignored = Counter(
             "fwv2_notifications_ignored", "Bucket notifications naming no new object under a watched prefix.", registry=r
         )
@@ -73,6 +89,34 @@ class WorkerMetrics:
         )
         self.cache_entries = Gauge("fwv2_cache_entries", "Transcripts in the in-memory result cache.", registry=r)
         self.cache_bytes = Gauge("fwv2_cache_bytes", "Approximate bytes of the in-memory result cache.", registry=r)
+        self._zero_known_labels()
+
+    def _zero_known_labels(self) -> None:
+        for code in ErrorCode:
+            self.dead_letters.labels(code.value)
+            self.retries.labels(code.value)
+        for outcome in OUTCOMES:
+            self.published.labels(outcome)
+        for step in STEPS:
+            self.step_duration.labels(step)
+        for profile in PROFILES:
+            self.audio_seconds.labels(profile)
+        for tier in CacheTier:
+            self.cache_misses.labels(tier.value)
+            for match in CacheMatch:
+                self.cache_hits.labels(tier.value, match.value)
+        for tier, op in CACHE_ERROR_OPS:
+            self.cache_errors.labels(tier.value, op)
+
+    def expect(self, *, topics: Iterable[str], model: str | None = None) -> None:
+        """Create at 0 the series whose labels come from settings and the model: the topics read, and the
+        inference histogram of ``model`` for every profile, with and without diarization."""
+        for topic in topics:
+            self.consumed.labels(topic)
+        if model is not None:
+            for profile in PROFILES:
+                for with_diarization in ("true", "false"):
+                    self.transcription_duration.labels(model, profile, with_diarization)
 
     def set_build_info(
         self, *, version: str, model: str, device: str, compute_type: str, pool: str, diarization: Mapping[str, object]

@@ -41,6 +41,7 @@ from consumer.routing import (
     OverflowConfig,
     OverflowState,
     Pool,
+    Reason,
     Route,
     RoutingPolicy,
     advance,
@@ -77,6 +78,11 @@ class RouterMetrics:
             "fwv2_router_transaction_retries", "Routing transactions that failed and were retried.", registry=r
         )
         self.ready = Gauge("fwv2_router_ready", "1 when the router is ready to route.", registry=r)
+        # Every pool and reason at 0 from the start: a series born at its first count hides that count
+        # from rate() and increase() (consumer/metrics.py).
+        for pool in Pool:
+            for reason in Reason:
+                self.routed.labels(pool.value, reason.value)
 
 
 class GpuBacklogProbe:

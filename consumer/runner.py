@@ -93,6 +93,10 @@ async def run_worker(settings: Settings, pipeline: Pipeline | None = None, stop:
             pool=settings.worker_pool,
             diarization=diarization,
         )
+        # Every series whose labels are known now exists from the start (consumer/metrics.py says why).
+        metrics.expect(
+            topics=[t for t in (settings.kafka_input_topic, settings.kafka_notification_topic) if t], model=info.name
+        )
         state.diarization = diarization
         state.model_loaded = True
         state.warm_up_s = _warm_up_s.get(pipeline)

