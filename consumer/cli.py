@@ -2,7 +2,7 @@
 
     fwv2 worker                  run a worker of the consumer group
     fwv2 router                  hand each event to the GPU or the CPU pool (docs/ROUTING.md)
-    fwv2 stack install|up|down|status  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
+    fwv2 stack install|up|down|status [--secure]  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
     fwv2 submit FILE...          upload files and produce their AudioReference events
     fwv2 tail                    read transcripts (and dead letters) from the output topics
     fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from consumer.logs import configure_logging
 from consumer.settings import Settings
@@ -29,27 +31,42 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _explained(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
+    """Run a service; if Kafka refused it, say why and how to fix it (consumer.kafka.report_failure), exit 1."""
+    from aiokafka.errors import KafkaError
+
+    from consumer.kafka import report_failure
+
+    try:
+        return asyncio.run(main)
+    except KafkaError as exc:
+        asyncio.run(report_failure(settings, exc))
+        return 1
+
+
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
     from consumer.runner import run_worker
 
-    return asyncio.run(run_worker(settings))
+    return _explained(settings, run_worker(settings))
 
 
 def cmd_router(settings: Settings, _: argparse.Namespace) -> int:
     from consumer.router import run_router
 
-    return asyncio.run(run_router(settings))
+    return _explained(settings, run_router(settings))
 
 
 def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.stack import EmbeddedStack
 
-    stack = EmbeddedStack(settings, echo=_stderr)
+    stack = EmbeddedStack(settings, echo=_stderr, secure=args.secure)
     if args.action == "install":
         stack.install()
     elif args.action == "up":
         stack.up()
-        _stderr(f"stack ready: kafka {settings.kafka_bootstrap_servers}, s3 http://{settings.s3_endpoint}")
+        s = stack.settings
+        scheme = "https" if args.secure else "http"
+        _stderr(f"stack ready: kafka {s.kafka_bootstrap_servers}, s3 {scheme}://{s.s3_endpoint}")
     elif args.action == "down":
         stack.down()
     else:
@@ -194,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="the embedded Kafka + MinIO stack")
     stack.add_argument("action", choices=["install", "up", "down", "status"])
+    stack.add_argument(
+        "--secure", action="store_true",
+        help="the locked-down stack beside the plaintext one: TLS, SASL/SCRAM, ACLs, MinIO users (docs/SECURITY.md)",
+    )
     stack.set_defaults(func=cmd_stack)
 
     submit = sub.add_parser("submit", help="upload files and produce their events")

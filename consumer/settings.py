@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     s3_access_key: SecretStr = SecretStr("fwv2-admin")
     s3_secret_key: SecretStr = SecretStr("fwv2-admin-secret")
     s3_secure: bool = Field(False, description="Use TLS to reach the object store.")
+    s3_ca_file: Path | None = Field(
+        None, description="CA bundle that signed the object store's TLS certificate; unset: the system's (certifi) roots."
+    )
     s3_region: str | None = None
     s3_bucket: str = Field("audio", description="Bucket that `fwv2 submit` uploads to and `stack up` creates.")
     allowed_buckets: Annotated[list[str], NoDecode] = Field(

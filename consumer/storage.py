@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import certifi
 import urllib3
 from minio import Minio
 from minio.error import S3Error, ServerError
@@ -48,6 +50,9 @@ def make_client(settings: Settings, *, connect_s: float = 5.0, read_s: float = 6
         timeout=urllib3.Timeout(connect=connect_s, read=read_s),
         retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
         maxsize=pool,
+        # S3_CA_FILE: a private CA (the secure stack's, a company's); else minio-py's default, certifi.
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=str(settings.s3_ca_file) if settings.s3_ca_file else certifi.where(),
     )
     return Minio(
         settings.s3_endpoint,
@@ -110,14 +115,39 @@ def _object_store_errors(where: str) -> Iterator[None]:
     except ServerError as exc:
         raise StorageUnavailableError(f"object store answered {exc.status_code} for {where}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if _untrusted(exc):
+            raise StorageUnavailableError(
+                f"the object store's TLS certificate is not trusted for {where}: "
+                "set S3_CA_FILE to the CA bundle that signed it"
+            ) from exc
         raise StorageUnavailableError(f"object store unreachable for {where}: {type(exc).__name__}") from exc
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """A certificate verification failure, however deep urllib3 wrapped it."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _map_s3_error(exc: S3Error, where: str) -> Exception:
     if exc.code in _NOT_FOUND:
         return ObjectNotFoundError(f"{where} does not exist ({exc.code})")
+    if exc.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return AccessDeniedError(
+            f"the object store refused the worker's credentials for {where} ({exc.code}): check S3_ACCESS_KEY "
+            "and S3_SECRET_KEY"
+        )
     if exc.code in _DENIED:
-        return AccessDeniedError(f"the worker may not read {where} ({exc.code})")
+        return AccessDeniedError(
+            f"the worker may not read {where} ({exc.code}): grant its S3 user s3:GetObject there, "
+            "or remove the bucket from ALLOWED_BUCKETS"
+        )
     if exc.response is not None and exc.response.status >= 500:
         return StorageUnavailableError(f"object store error {exc.code} for {where}")
     return ObjectNotFoundError(f"{where} could not be read ({exc.code})")

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from consumer.settings import Settings
 from consumer.stack.process import ManagedProcess, StackError, file_lock, port_open
+from consumer.stack.secure import ADMIN, MECHANISM, SecureLayout
+from consumer.stack.tls import SERVER_CN
 
 KAFKA_VERSION = "4.4.0"
 LOG4J_VERSION = "2.25.5"
@@ -66,9 +68,10 @@ _STARTED = "Kafka Server started"
 
 
 class KafkaNode:
-    def __init__(self, settings: Settings, echo: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, echo: Callable[[str], None], secure: SecureLayout | None = None) -> None:
         self.settings = settings
         self.echo = echo
+        self.secure = secure
         self.home = settings.cache_dir / f"kafka-{KAFKA_VERSION}"
         self.lib = self.home / "lib"
         self.dir = settings.stack_dir / "kafka"
@@ -122,6 +125,7 @@ class KafkaNode:
         """(Re)write the configuration on every start, so changed settings take effect."""
         self.data.mkdir(parents=True, exist_ok=True)
         self.log4j.write_text(_LOG4J2)
+        self.properties.touch(mode=0o600)  # the secure broker's holds its admin password
         self.properties.write_text(self._server_properties())
 
     def _server_properties(self) -> str:
@@ -154,9 +158,40 @@ class KafkaNode:
             "group.initial.rebalance.delay.ms": "0",
             "num.recovery.threads.per.data.dir": "1",
         }
+        if self.secure is not None:
+            props.update(self._secure_properties(broker, controller))
         return "# Written by `fwv2 stack up` on every start; edit the settings, not this file.\n" + "".join(
             f"{key}={value}\n" for key, value in props.items()
         )
+
+    def _secure_properties(self, broker: str, controller: str) -> dict[str, str]:
+        """TLS everywhere, SCRAM-SHA-512 logins for clients, and an authorizer that denies what no ACL allows.
+
+        Clients and the broker itself (transaction markers go through the inter-broker listener) log in
+        with SCRAM over TLS. The controller listener cannot use SCRAM (its credentials live in the very
+        metadata the controller serves), so it takes only mutual TLS: the broker presents the stack's
+        server certificate, whose subject is a super user. Nothing without that key gets in there.
+        """
+        assert self.secure is not None
+        tls, password = self.secure.tls, self.secure.credentials.kafka[ADMIN]
+        jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" password="{password}";'
+        return {
+            "listeners": f"SASL_SSL://{broker},CONTROLLER://{controller}",
+            "advertised.listeners": f"SASL_SSL://{broker},CONTROLLER://{controller}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "inter.broker.listener.name": "SASL_SSL",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(tls.server_pem),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls.ca),
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN};User:CN={SERVER_CN}",
+        }
 
     def format_storage(self) -> None:
         """Format the KRaft storage once; a formatted folder keeps its cluster id and data."""
@@ -164,7 +199,14 @@ class KafkaNode:
             return
         self.echo("formatting Kafka storage (first start)...")
         cluster_id = self._storage_tool("random-uuid").strip().splitlines()[-1]
-        self._storage_tool("format", "--standalone", "-t", cluster_id, "-c", str(self.properties))
+        # The secure broker's SCRAM users must exist before its first start: its own inter-broker
+        # login is one of them. (Passwords are on this command line for its 2 s; the stack is local.)
+        scram = [
+            arg
+            for name, password in (self.secure.credentials.kafka.items() if self.secure else ())
+            for arg in ("--add-scram", f"{MECHANISM}=[name={name},password={password}]")
+        ]
+        self._storage_tool("format", "--standalone", "-t", cluster_id, "-c", str(self.properties), *scram)
 
     def _storage_tool(self, *args: str) -> str:
         cmd = [*self._java(), "kafka.tools.StorageTool", *args]

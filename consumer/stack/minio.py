@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -21,6 +22,7 @@ from minio import Minio
 from consumer.settings import Settings
 from consumer.stack.notify import minio_env
 from consumer.stack.process import ManagedProcess, StackError, file_lock, port_open
+from consumer.stack.secure import SecureLayout
 
 MINIO_MODULE = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
 # A build whose log has not moved for this long and never wrote "done" was abandoned.
@@ -29,9 +31,11 @@ _BUILD_TIMEOUT_S = 30 * 60
 
 
 class MinioNode:
-    def __init__(self, settings: Settings, echo: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, echo: Callable[[str], None], secure: SecureLayout | None = None) -> None:
         self.settings = settings
         self.echo = echo
+        self.secure = secure
+        self.certs = settings.stack_dir / "minio" / "certs"
         self.binary = settings.cache_dir / "bin" / "minio"
         self.build_log = settings.cache_dir / "logs" / "minio-build.log"
         self.data = settings.stack_dir / "minio" / "data"
@@ -106,8 +110,9 @@ class MinioNode:
             "MINIO_ROOT_USER": self.settings.s3_access_key.get_secret_value(),
             "MINIO_ROOT_PASSWORD": self.settings.s3_secret_key.get_secret_value(),
             "MINIO_UPDATE": "off",  # a test server has no business checking for updates
-            **minio_env(self.settings),  # its bucket notifications go to the stack's Kafka
         }
+        if self.secure is None:
+            env.update(minio_env(self.settings))  # its bucket notifications go to the stack's Kafka
         argv = [
             str(self.binary),
             "server",
@@ -117,12 +122,30 @@ class MinioNode:
             "--console-address",
             f"127.0.0.1:{self.settings.minio_console_port}",
         ]
+        if self.secure is not None:
+            argv += ["--certs-dir", str(self._install_certs())]
         self.echo(f"starting MinIO on {self.endpoint}...")
         self.process.start(argv, cwd=self.data.parent, env=env)
 
+    def _install_certs(self) -> Path:
+        """MinIO's layout: public.crt and private.key serve TLS; CAs/ holds what it trusts itself."""
+        assert self.secure is not None
+        tls = self.secure.tls
+        (self.certs / "CAs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tls.server_cert, self.certs / "public.crt")
+        shutil.copyfile(tls.server_key, self.certs / "private.key")
+        (self.certs / "private.key").chmod(0o600)
+        shutil.copyfile(tls.ca, self.certs / "CAs" / "ca.crt")
+        return self.certs
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.secure is not None else "http"
+
     def wait_ready(self, deadline: float) -> None:
         """Until /minio/health/ready answers 200 (the server serves S3 requests)."""
-        url = f"http://{self.endpoint}/minio/health/ready"
+        url = f"{self.scheme}://{self.endpoint}/minio/health/ready"
+        context = ssl.create_default_context(cafile=str(self.secure.tls.ca)) if self.secure else None
         while time.monotonic() < deadline:
             pid = self.process.pid()
             if pid is None:
@@ -131,7 +154,7 @@ class MinioNode:
                     f"{self.process.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - fixed loopback URL
+                with urllib.request.urlopen(url, timeout=1.0, context=context) as response:  # noqa: S310 - fixed loopback URL
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -143,17 +166,23 @@ class MinioNode:
         # Short timeouts: set-up calls retry until the stack's deadline, so one request that a
         # just-restarted server holds (minio-py's default read timeout is 5 minutes) must not use
         # up the whole deadline; it was seen to in CI, right after the object-store outage test.
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=2.0, read=10.0),
-            retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
-        )
+        http = self.http()
         return Minio(
             self.endpoint,
             access_key=self.settings.s3_access_key.get_secret_value(),
             secret_key=self.settings.s3_secret_key.get_secret_value(),
-            secure=False,
+            secure=self.secure is not None,
             region=self.settings.s3_region,
             http_client=http,
+        )
+
+
+    def http(self) -> urllib3.PoolManager:
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(self.secure.tls.ca)} if self.secure else {}
+        return urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=2.0, read=10.0),
+            retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),
+            **tls,
         )
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -63,8 +63,11 @@ async def _retry_until(deadline: float, what: str, attempt: Callable[[], Awaitab
         delay = min(delay * 2, 1.0)
 
 
-async def wait_group_coordinator(bootstrap: str, topic: str, deadline: float) -> None:
-    """Until an offset committed in a group can be read back from the coordinator."""
+async def wait_group_coordinator(bootstrap: str, topic: str, deadline: float, security: dict[str, Any] | None = None) -> None:
+    """Until an offset committed in a group can be read back from the coordinator.
+
+    ``security``: TLS and SASL options of the clients (``consumer.kafka.security_options``), for the secure stack.
+    """
     tp = TopicPartition(topic, 0)
 
     async def attempt() -> None:
@@ -77,6 +80,7 @@ async def wait_group_coordinator(bootstrap: str, topic: str, deadline: float) ->
             client_id="fwv2-stack-readiness",
             enable_auto_commit=False,
             request_timeout_ms=5_000,
+            **(security or {}),
         )
         await consumer.start()
         try:
@@ -91,7 +95,7 @@ async def wait_group_coordinator(bootstrap: str, topic: str, deadline: float) ->
     await retry_until(deadline, "group coordinator", attempt)
 
 
-async def wait_transactions(bootstrap: str, deadline: float) -> None:
+async def wait_transactions(bootstrap: str, deadline: float, security: dict[str, Any] | None = None) -> None:
     """Until a transactional producer gets a producer id and commits (an empty transaction)."""
 
     async def attempt() -> None:
@@ -100,6 +104,7 @@ async def wait_transactions(bootstrap: str, deadline: float) -> None:
             client_id="fwv2-stack-readiness",
             transactional_id=READY_TRANSACTIONAL_ID,
             request_timeout_ms=5_000,
+            **(security or {}),
         )
         await producer.start()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
@@ -23,13 +24,20 @@ def stage_topics(settings: Settings) -> list[str]:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int, deadline: float, echo: Callable[[str], None]
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int,
+    deadline: float,
+    echo: Callable[[str], None],
+    security: dict[str, Any] | None = None,
 ) -> None:
-    """Create the topics that are missing; an existing one is kept as it is."""
+    """Create the topics that are missing; an existing one is kept as it is (``security``: see readiness)."""
     wanted = list(topics)
 
     async def attempt() -> list[str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="fwv2-stack", request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="fwv2-stack", request_timeout_ms=10_000, **(security or {})
+        )
         await admin.start()
         try:
             response = await admin.create_topics(
