@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consumer.kafka import report_failure
 from consumer.logs import get_logger
 from consumer.settings import Settings
 from gateway import audio
@@ -124,7 +126,11 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gw.submitter.start()
+        try:
+            await gw.submitter.start()
+        except KafkaError as exc:
+            await report_failure(settings, exc)  # the cause and the remedy (a refused login, an untrusted CA)
+            raise
         try:
             await gw.hub.start()
             log.info("gateway_started", port=settings.gateway_port, auth=gw.keys.enabled,

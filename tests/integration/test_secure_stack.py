@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from pydantic import SecretStr
 
 from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.errors import StorageUnavailableError
@@ -32,6 +33,7 @@ from consumer.stack.secure import SecureLayout, user
 from consumer.stack.topology import ensure_topics
 from consumer.storage import BlobStore, make_client
 from pipeline.stage import Pipeline
+from gateway.server import serve_in_thread
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.integration.conftest import running_worker
 
@@ -270,6 +272,17 @@ async def test_a_wrong_password_or_an_untrusted_broker_stops_the_worker_with_the
     assert '"event": "event_transcribed"' in text
     leaked = [s for s in _secrets(p.layout) if s in text]
     assert leaked == [], "a password or secret key is in the worker's log"
+
+
+async def test_the_gateway_with_a_wrong_password_does_not_start_and_says_why(
+    principals: Principals, capfd: pytest.CaptureFixture[str]
+) -> None:
+    wrong = principals.gateway.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
+    with pytest.raises(RuntimeError, match="did not start"):
+        await asyncio.to_thread(lambda: serve_in_thread(wrong).__enter__())
+    out = "".join(capfd.readouterr())
+    assert "kafka_connection_refused" in out and "authentication of user 'fwv2-gateway'" in out
+    assert "KAFKA_SASL_PASSWORD" in out and "not-the-password" not in out
 
 
 async def test_an_untrusted_object_store_names_s3_ca_file(principals: Principals, samples: dict[str, Path]) -> None:
