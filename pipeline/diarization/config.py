@@ -36,11 +36,17 @@ class DiarizationConfig:
     embedding_path: str = field(default_factory=_default_embedding_path)
     pipeline_dir: str | None = None
     hf_token: str | None = field(default=None, repr=False)  # a secret: never printed
-    # Cosine distance at which merging speakers stops (average linkage over segment embeddings).
+    # Distance at which merging speakers stops (average linkage over segments): the cosine distance
+    # of their CAM++ embeddings (plus spectral_weight times that of their spectra, default off).
     # With min_train_s 2.5, 0.3 got the most speaker counts right on the tuning split and the dev
     # calls (10 of 16, DER 9.3 %; 0.35: 10, 11.4 %; 0.4: 9; 0.25: 7; docs/DIARIZATION.md).
     # With clustering="pyannote" this is pyannote's centroid-linkage threshold (its best: 0.7).
     threshold: float = 0.3
+    # Weight of the long-term spectral-envelope distance (pipeline/diarization/voice.py) beside
+    # CAM++'s; segments clustering only. Off: at 0.1 with threshold 0.5 it was best on the tuning
+    # split and dev calls (13 of 16 counts against 10), but on the held-out split it got no count
+    # more (2 of 6) and DER(0.25) 23.5 % against 22.5 % (docs/DIARIZATION.md, measured and rejected).
+    spectral_weight: float = 0.0
     # "segments": one CAM++ embedding per single-speaker segment, windows that tile the clip
     # (pipeline/diarization/segments.py); "pyannote": pyannote's SpeakerDiarization, which embeds
     # every (window, local speaker) pair at the segmentation step (the engine before issue 12).
@@ -76,6 +82,8 @@ class DiarizationConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 2.0:
             raise ValueError(f"threshold must be in (0, 2] (a cosine distance), got {self.threshold}")
+        if self.spectral_weight < 0:
+            raise ValueError(f"spectral_weight must be 0 or more, got {self.spectral_weight}")
         if not 0.0 < self.segmentation_step <= 1.0:
             raise ValueError(f"segmentation_step must be in (0, 1] (a fraction of the window), got {self.segmentation_step}")
         if self.min_cluster_size < 1:

@@ -28,6 +28,7 @@ from pipeline.diarization.onnx import export, onnx_path  # noqa: E402
 from pipeline.diarization.light import turns_by_first_appearance  # noqa: E402
 from pipeline.diarization.segments import Frames, speaker_turns  # noqa: E402
 from pipeline.diarization.speech import find_sound, join, remap, too_little  # noqa: E402
+from pipeline.diarization.voice import spectra  # noqa: E402
 from pipeline.errors import model_failure  # noqa: E402
 
 INSTALL_HINT = "run scripts/install-diarization-models.sh (or set the model paths)"
@@ -173,6 +174,7 @@ class Diarizer:
             "engine": "pyannote.audio" + (" (pipeline_dir)" if c.pipeline_dir else " (segmentation-3.0 + CAM++)"),
             "clustering": "pipeline_dir" if c.pipeline_dir else c.clustering,
             "min_train_s": c.min_train_s,
+            "spectral_weight": c.spectral_weight,
             "device": str(self.device),
             "embedding_runtime": self.embedding_runtime,
             **({"embedding_runtime_note": self.runtime_note} if self.runtime_note else {}),
@@ -244,8 +246,12 @@ class Diarizer:
         frames = Frames(output.sliding_window.step, self._frames_offset, self._frames_step, self._frames_duration)
         embedding: CamPlusPlusEmbedding = self._pipeline._embedding.model_
         c = self.config
+
+        def embed(spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray | None]:
+            envelopes = spectra(waveform[0].detach().cpu().numpy(), spans) if c.spectral_weight > 0 else None
+            return embedding.embed_spans(waveform[0], spans), envelopes
+
         return speaker_turns(
-            np.asarray(output.data), frames, duration, lambda spans: embedding.embed_spans(waveform[0], spans),
-            c.threshold, c.min_train_s, lower, upper,
-        )  # fmt: skip
+            np.asarray(output.data), frames, duration, embed, c.threshold, c.min_train_s, lower, upper, c.spectral_weight
+        )
 

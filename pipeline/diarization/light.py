@@ -24,6 +24,7 @@ from pipeline.diarization.features import MIN_SAMPLES, fbank
 from pipeline.diarization.onnx import OnnxCamPlusPlus, OnnxSegmentation, onnx_path, segmentation_paths
 from pipeline.diarization.segments import Frames, speaker_turns
 from pipeline.diarization.speech import find_sound, join, remap, too_little
+from pipeline.diarization.voice import CEPSTRA, spectrum
 from pipeline.errors import model_failure
 
 SAMPLE_RATE = 16_000
@@ -74,6 +75,7 @@ class LightDiarizer:
             "clustering": c.clustering,
             "threshold": c.threshold,
             "min_train_s": c.min_train_s,
+            "spectral_weight": c.spectral_weight,
             "segmentation_step": c.segmentation_step,
             "embedding_workers": c.embedding_workers,
             "max_speakers": c.max_speakers,
@@ -108,11 +110,17 @@ class LightDiarizer:
         c = self.config
         return speaker_turns(
             activity, frames, len(samples) / SAMPLE_RATE, lambda spans: self._embed(samples, spans),
-            c.threshold, c.min_train_s, lower, upper,
+            c.threshold, c.min_train_s, lower, upper, c.spectral_weight,
         )  # fmt: skip
 
-    def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+    def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """(len(spans), 192) CAM++ embeddings and (len(spans), CEPSTRA) spectra; NaN rows if too short.
+
+        The spectrum (``voice.spectrum``) comes from the same fbank as the embedding, before its
+        mean is taken off: that mean is the long-term envelope, and it costs nothing more.
+        """
         out = np.full((len(spans), EMBEDDING_DIM), np.nan, dtype=np.float32)
+        envelopes = np.full((len(spans), CEPSTRA), np.nan)
         jobs = [
             (i, samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
             for i, (a, b) in enumerate(spans)
@@ -121,16 +129,18 @@ class LightDiarizer:
         # onnxruntime releases the GIL: the workers' segments really run side by side.
         parts = [jobs[k :: self._workers] for k in range(self._workers)]
         for part in self._pool.map(self._embed_part, parts):
-            for i, vector in part:
+            for i, vector, envelope in part:
                 out[i] = vector
-        return out
+                envelopes[i] = envelope
+        return out, envelopes
 
-    def _embed_part(self, jobs: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+    def _embed_part(self, jobs: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray, np.ndarray]]:
         done = []
         for i, piece in jobs:
             features = fbank(piece)
+            envelope = spectrum(features)
             features -= features.mean(axis=0, keepdims=True)  # CAM++'s per-utterance mean normalisation
-            done.append((i, self._embedding(features[None])[0]))
+            done.append((i, self._embedding(features[None])[0], envelope))
         return done
 
 

@@ -10,9 +10,11 @@ variant (cosine 0.7-0.78 across such voices, 0.77-0.9 within one; docs/DIARIZATI
 
 1. ``find_segments``: runs of one active local speaker per window (overlap frames excluded).
 2. the caller embeds each segment of at least ``MIN_EMBED_S``.
-3. ``cluster``: agglomerative clustering (average linkage, cosine) of the segments of at least
-   ``min_train_s``; the ``threshold`` decides the number of speakers, ``min_speakers``/
-   ``max_speakers`` bound it. Shorter segments join the nearest speaker.
+3. ``cluster``: agglomerative clustering (average linkage) of the segments of at least
+   ``min_train_s``, on the cosine distance of their embeddings plus ``spectral_weight`` times the
+   distance of their long-term spectra (``voice.py``; 0 by default, measured and rejected); the
+   ``threshold`` decides the number of speakers, ``min_speakers``/``max_speakers`` bound it.
+   Shorter segments join the nearest speaker.
 4. ``label_frames``: every active (window, local speaker, frame), overlaps included, takes the
    speaker of the nearest embedded segment of the same local speaker in that window.
 """
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
+
+from pipeline.diarization.voice import spectral_distance
 
 # Shortest segment worth an embedding: CAM++ needs a few frames after its 2x downsampling, and
 # below ~0.25 s the embedding is mostly the word, not the voice.
@@ -103,10 +107,14 @@ def cluster(
     min_train_s: float,
     min_speakers: int = 1,
     max_speakers: int = 8,
+    spectra: np.ndarray | None = None,
+    spectral_weight: float = 0.0,
 ) -> np.ndarray:
     """A speaker index (0..n-1) per embedding row; rows of NaN get -1.
 
-    ``threshold`` is the cosine distance at which average-linkage merging stops. Segments shorter
+    The distance of two segments is the cosine distance of their embeddings plus
+    ``spectral_weight`` times the RMS difference of their ``spectra`` (``voice.spectrum``), when
+    given. ``threshold`` is the distance at which average-linkage merging stops. Segments shorter
     than ``min_train_s`` do not take part in forming speakers: they join the speaker whose segments
     are closest on average. (Letting far-off short segments form speakers of their own was tried:
     it found none of the tuning split's back-channel-only speakers and invented three in a real
@@ -118,6 +126,8 @@ def cluster(
         return labels
     x = _normalise(np.nan_to_num(embeddings))
     distance = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+    if spectra is not None and spectral_weight > 0:
+        distance = distance + spectral_weight * spectral_distance(spectra)
     train = np.flatnonzero(valid & (durations >= min_train_s))
     if train.size == 0:
         train = np.flatnonzero(valid)  # only short segments: cluster what there is
@@ -209,19 +219,23 @@ def speaker_turns(
     activity: np.ndarray,
     frames: Frames,
     duration_s: float,
-    embed: Callable[[list[tuple[float, float]]], np.ndarray],
+    embed: Callable[[list[tuple[float, float]]], tuple[np.ndarray, np.ndarray | None]],
     threshold: float,
     min_train_s: float,
     min_speakers: int,
     max_speakers: int,
+    spectral_weight: float = 0.0,
 ) -> list[tuple[float, float, str]]:
-    """Steps 1-5 for one clip: segments of ``activity``, ``embed(spans)`` per segment, clusters, turns."""
+    """Steps 1-5 for one clip: segments of ``activity``, ``embed(spans)`` per segment, clusters, turns.
+
+    ``embed`` returns the segments' embeddings and their ``voice.spectrum`` rows (or None).
+    """
     segments = [s for s in find_segments(activity, frames, duration_s) if s.duration >= MIN_EMBED_S]
     if not segments:
         return []
-    vectors = embed([s.embedded() for s in segments])
+    vectors, spectra = embed([s.embedded() for s in segments])
     durations = np.array([s.duration for s in segments])
-    speakers = cluster(vectors, durations, threshold, min_train_s, min_speakers, max_speakers)
+    speakers = cluster(vectors, durations, threshold, min_train_s, min_speakers, max_speakers, spectra, spectral_weight)
     return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration_s)]
 
 

@@ -17,6 +17,7 @@ from pipeline.diarization.features import fbank
 from pipeline.diarization.light import LightDiarizer
 from pipeline.diarization.onnx import OnnxSegmentation
 from pipeline.diarization.segments import MAX_EMBED_S, Segment
+from pipeline.diarization.voice import spectra
 from tests.diarization.bench import _der
 from tests.diarization.clips import Clip, sample
 from tests.diarization.test_engine import MAX_DER_COLLAR_0, MAX_DER_COLLAR_05
@@ -106,9 +107,12 @@ def test_long_segments_are_embedded_by_their_middle(light: LightDiarizer, clip: 
     # A segment longer than MAX_EMBED_S gives the same embedding as its middle MAX_EMBED_S alone
     # (segments.speaker_turns hands the engine each segment's embedded() stretch).
     long = Segment(chunk=0, local=0, first=0, last=1, start=6.5, end=6.5 + MAX_EMBED_S + 2.0)
-    whole = light._embed(clip.samples, [long.embedded()])
-    middle = light._embed(clip.samples, [(7.5, 7.5 + MAX_EMBED_S)])
+    whole, whole_spectrum = light._embed(clip.samples, [long.embedded()])
+    middle, middle_spectrum = light._embed(clip.samples, [(7.5, 7.5 + MAX_EMBED_S)])
     assert np.allclose(whole, middle, atol=1e-4)
+    assert np.allclose(whole_spectrum, middle_spectrum, atol=1e-4)
+    # The envelope comes from CAM++'s own fbank here; the torch engine computes it with voice.spectra.
+    assert np.allclose(middle_spectrum, spectra(clip.samples, [(7.5, 7.5 + MAX_EMBED_S)]), atol=1e-4)
 
 
 def test_describe_says_what_is_loaded(light: LightDiarizer) -> None:
@@ -116,4 +120,5 @@ def test_describe_says_what_is_loaded(light: LightDiarizer) -> None:
     assert "onnxruntime" in str(described["engine"])
     assert described["device"] == "cpu" and described["embedding_runtime"] == "onnx"
     assert described["threshold"] == light.config.threshold
+    assert described["spectral_weight"] == light.config.spectral_weight
     json.dumps(described)

@@ -1,6 +1,7 @@
 """Choose the diarization defaults on the tuning split; report them on the held-out split.
 
     .venv/bin/python -m tests.diarization.tune grid --split tune --with-dev # every setting, tuning clips
+    .venv/bin/python -m tests.diarization.tune grid --split tune --with-dev --weights 0 0.1 --thresholds 0.3 0.5
     .venv/bin/python -m tests.diarization.tune report --split heldout       # the defaults, held-out clips
     .venv/bin/python -m tests.diarization.tune report --split heldout --baseline   # pyannote's defaults
     .venv/bin/python -m tests.diarization.tune words --split heldout        # whole stage: words' speakers
@@ -70,8 +71,8 @@ BASELINE: dict[str, Any] = {
 }
 
 
-def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float]) -> None:
-    """Every (threshold, min_train_s) of the segments clustering on one segmentation + embedding pass per clip."""
+def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float], weights: list[float]) -> None:
+    """Every (threshold, min_train_s, spectral_weight) of the segments clustering on one segmentation + embedding pass per clip."""
     from pipeline.diarization import DiarizationConfig, make_diarizer
     from pipeline.diarization.light import turns_by_first_appearance
     from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
@@ -88,27 +89,28 @@ def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float]
         activity, chunk_step = diarizer._segmentation(joined, diarizer.config.segmentation_step)
         frames = Frames(chunk_step, diarizer._frame_offset, diarizer._frame_step, diarizer._frame_duration)
         segments = [s for s in find_segments(activity, frames, len(joined) / 16_000) if s.duration >= MIN_EMBED_S]
-        vectors = diarizer._embed(joined, [(s.start, s.end) for s in segments])
-        cached.append((clip, sound, activity, frames, segments, vectors, len(joined) / 16_000))
+        # the stretches the engine embeds (segments.speaker_turns): each segment's middle MAX_EMBED_S
+        vectors, spectra = diarizer._embed(joined, [s.embedded() for s in segments])
+        cached.append((clip, sound, activity, frames, segments, vectors, spectra, len(joined) / 16_000))
     rows = []
-    for threshold, min_train in itertools.product(thresholds, train):
+    for threshold, min_train, weight in itertools.product(thresholds, train, weights):
         exact, ders, found = 0, [], []
-        for clip, sound, activity, frames, segments, vectors, duration in cached:
+        for clip, sound, activity, frames, segments, vectors, spectra, duration in cached:
             durations = np.array([s.duration for s in segments])
-            labels = cluster(vectors, durations, threshold, min_train)
+            labels = cluster(vectors, durations, threshold, min_train, spectra=spectra, spectral_weight=weight)
             raw = [(a, b, str(k)) for a, b, k in label_frames(activity, segments, labels, frames, duration)]
             turns = turns_by_first_appearance(remap(raw, sound))
             n = len({t.speaker for t in turns})
             exact += n == len(clip.speakers)
             found.append(n)
             ders.append(_score(clip, turns, 0.25))
-        rows.append((exact, statistics.mean(ders), threshold, min_train, found))
+        rows.append((exact, statistics.mean(ders), threshold, min_train, weight, found))
     rows.sort(key=lambda r: (-r[0], r[1]))
     print(f"clips: {', '.join(f'{c.name} ({len(c.speakers)})' for c in clips)}")
-    print("| count exact | mean DER 0.25 | threshold | min train s | speakers found per clip |")
-    print("|---|---|---|---|---|")
+    print("| count exact | mean DER 0.25 | threshold | min train s | spectral weight | speakers found per clip |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]}/{len(clips)} | {r[1]:.1%} | {r[2]} | {r[3]} | {' '.join(map(str, r[4]))} |")
+        print(f"| {r[0]}/{len(clips)} | {r[1]:.1%} | {r[2]} | {r[3]} | {r[4]} | {' '.join(map(str, r[5]))} |")
 
 
 def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
@@ -123,7 +125,7 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
     diarizer.warm_up()
     print(cpu_line())
     print(f"settings: {type(diarizer).__name__}, clustering {config.clustering}, runtime {diarizer.embedding_runtime}, step {config.segmentation_step}, threshold {config.threshold}, min cluster {config.min_cluster_size}, "
-          f"min train {config.min_train_s} s, min active {config.min_active_ratio}")
+          f"min train {config.min_train_s} s, spectral weight {config.spectral_weight}, min active {config.min_active_ratio}")
     print("| clip | audio s | speakers (ref) | found | DER collar 0 | DER collar 0.25 s | diarize s | x real time |")
     print("|---|---|---|---|---|---|---|---|")
     exact, ders, total_audio, total_s = 0, [], 0.0, 0.0
@@ -196,6 +198,7 @@ def main() -> None:
     g.add_argument("--with-dev", action="store_true", help="also the dev calls sample4 and mix4 (tests/diarization/clips.py)")
     g.add_argument("--thresholds", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55])
     g.add_argument("--train", type=float, nargs="+", default=[1.0, 1.5, 2.0])
+    g.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1], help="spectral_weight: the spectral-envelope distance beside CAM++'s")
     w = sub.add_parser("words")
     w.add_argument("--split", default="heldout")
     r = sub.add_parser("report")
@@ -206,7 +209,7 @@ def main() -> None:
     if args.command == "words":
         words(args.split)
     elif args.command == "grid":
-        grid(args.split, args.with_dev, args.thresholds, args.train)
+        grid(args.split, args.with_dev, args.thresholds, args.train, args.weights)
     else:
         overrides = {k: (int(v) if v.isdigit() else float(v)) for k, v in (s.split("=", 1) for s in args.set)}
         report(args.split, args.baseline, overrides)

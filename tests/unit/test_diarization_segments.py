@@ -305,9 +305,9 @@ def test_speaker_turns_embeds_only_the_middle_of_a_long_segment() -> None:
     activity[0, 85:95, 1] = 1  # another for 1 s
     asked: list[tuple[float, float]] = []
 
-    def embed(spans: list[tuple[float, float]]) -> np.ndarray:
+    def embed(spans: list[tuple[float, float]]) -> tuple[np.ndarray, None]:
         asked.extend(spans)
-        return _voices([0, 1])
+        return _voices([0, 1]), None
 
     speaker_turns(activity, frames, 10.0, embed, THRESHOLD, MIN_TRAIN_S, 1, 8)
     (a0, a1), (b0, b1) = asked
