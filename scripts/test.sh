@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: set up, then run every test. The integration tests start the
+# The test command: set up, build the images, then run every test. The integration tests start the
 # embedded stack (genuine Kafka and MinIO) themselves and stop it at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -ra "$@"
+# The images are built from this tree first, and every test runs with the Docker engine up: the image
+# and compose tests run them (scripts/images.sh starts dockerd if none runs, and stops it after).
+exec bash scripts/images.sh run .venv/bin/python -m pytest -ra "$@"

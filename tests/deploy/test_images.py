@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from consumer.samples import SAMPLES, make_samples
@@ -235,3 +236,35 @@ def test_image_sizes_are_reported() -> None:
         size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout.strip())
         print(f"{image}: {size / 1e6:.0f} MB")
         assert 100e6 < size < 2e9, f"{image} is {size} bytes"
+
+
+def test_chart_runs_the_images_as_built(engine: None) -> None:
+    """helm/fwv2 names the images just built, and runs them as they were run above: their user, ports, probes."""
+    helm = Path(os.environ.get("CACHE_DIR") or Path.home() / ".cache" / "fwv2") / "bin" / "helm"
+    chart = ROOT / "helm" / "fwv2"
+    done = subprocess.run([str(helm), "template", "fwv2", str(chart), "--kube-version", "1.34.0",
+                           "-f", str(chart / "ci" / "router-values.yaml"), "-f", str(chart / "ci" / "gateway-values.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    checked = set()
+    for doc in yaml.safe_load_all(done.stdout):
+        if not doc or doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        image = container["image"]
+        if image.endswith("-cuda"):
+            continue  # not buildable here (its bases are only in registries); tests/deploy checks it statically
+        assert image in (WORKER_IMAGE, GATEWAY_IMAGE), f"{doc['metadata']['name']} runs {image}, which scripts/images.sh does not build"
+        config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", image).stdout)
+        assert config["User"].split(":")[0] == str(pod["securityContext"]["runAsUser"]) == "10001"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        command = container["args"][0]
+        effective = dict(line.split("=", 1) for line in docker("run", "--rm", "--network", "none", image, "settings").stdout.split()
+                         if "=" in line)
+        (port,) = container["ports"]
+        assert port["containerPort"] == int(effective["GATEWAY_PORT" if command == "gateway" else "METRICS_PORT"])
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" == config["Healthcheck"]["Test"][-1]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        checked.add((image, command))
+    assert checked == {(WORKER_IMAGE, "worker"), (WORKER_IMAGE, "router"), (GATEWAY_IMAGE, "gateway")}
