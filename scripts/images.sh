@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the container images from the working tree and runs them for real, on one of our machines.
 #
-#   bash scripts/images.sh            engine, base, images, then run them: tests/deploy/test_images.py
+#   bash scripts/images.sh            engine, base, images, then run them: tests/integration/test_images.py
 #                                     (each image on the embedded stack) and tests/integration/test_compose_up.py
 #   bash scripts/images.sh build      engine, base and images only
 #   bash scripts/images.sh run CMD..  engine, base and images, then CMD with the engine up (scripts/test.sh)
@@ -139,7 +139,7 @@ main() {
     # The whole test command runs inside, with the engine up (scripts/test.sh).
     run) shift; "$@" ;;
     # Each image run against the embedded stack, compose brought up, the alerts on a real Prometheus.
-    all) .venv/bin/python -m pytest -q -p no:cacheprovider tests/deploy/test_images.py tests/integration/test_compose_up.py ;;
+    all) .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/test_images.py tests/integration/test_compose_up.py ;;
     *) say "unknown mode $what (all | build | base | run CMD...)"; exit 2 ;;
   esac
 }

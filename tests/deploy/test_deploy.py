@@ -796,6 +796,11 @@ def _env(stage: list[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
+def _ignore_rules(flavor: str) -> list[str]:
+    text = (ROOT / "docker" / f"Dockerfile.{flavor}.dockerignore").read_text()
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
 @pytest.mark.parametrize("flavor", ["cpu", "cuda"])
 def test_dockerfile(flavor: str) -> None:
     path = ROOT / "docker" / f"Dockerfile.{flavor}"
@@ -852,6 +857,8 @@ def test_dockerfile(flavor: str) -> None:
     order = [(name, rest) for name, rest in build_stage if name == "RUN" or (name == "COPY" and "--from=" not in rest)]
     deps = next(i for i, (name, rest) in enumerate(order) if name == "RUN" and "-r /tmp/requirements.txt" in rest)
     assert all(rest.split()[0] in ("pyproject.toml", "requirements.lock") for name, rest in order[:deps] if name == "COPY")
+    # The two images take the same context: their ignore files agree line for line (comments aside).
+    assert _ignore_rules(flavor) == _ignore_rules("cuda" if flavor == "cpu" else "cpu")
     first_source = min(i for i, (name, rest) in enumerate(order) if name == "COPY" and rest.split()[0].rstrip("/") in packages)
     assert deps < first_source, f"{path.name}: the source is copied before the dependencies are installed"
 

@@ -82,11 +82,8 @@ def engine() -> None:
 
 
 @pytest.fixture(scope="module")
-def settings(engine: None) -> Settings:
-    """The embedded stack (started if down, never stopped here: it is shared) and fresh topics."""
-    stack = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True))
-    if not stack.is_running():
-        stack.up()
+def image_settings(engine: None, stack: EmbeddedStack) -> Settings:
+    """Fresh topics on the embedded stack (the session's `stack` fixture starts it when it is down)."""
     run = uuid.uuid4().hex[:8]
     s = Settings(
         kafka_input_topic=f"images.{run}.in",
@@ -119,8 +116,9 @@ def stage_env(s: Settings, **extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def worker(settings: Settings) -> Iterator[tuple[str, int]]:
+def worker(image_settings: Settings) -> Iterator[tuple[str, int]]:
     """The CPU worker image, as the CPU pool runs it: it reads the CPU pool's topic."""
+    settings = image_settings
     name, port = f"fwv2-test-worker-{uuid.uuid4().hex[:6]}", free_port()
     docker("run", "-d", "--name", name, *HARDENED, "--memory", "2g", "--health-interval", "2s",
            *stage_env(settings, KAFKA_INPUT_TOPIC=settings.kafka_cpu_topic, KAFKA_GROUP_ID=settings.kafka_group_id,
@@ -137,8 +135,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_samples(tmp_path_factory.mktemp("samples"), SAMPLES[:1])
 
 
-def test_worker_image_runs_hardened_healthy_and_transcribes(settings: Settings, worker: tuple[str, int],
+def test_worker_image_runs_hardened_healthy_and_transcribes(image_settings: Settings, worker: tuple[str, int],
                                                             samples: dict[str, Path]) -> None:
+    settings = image_settings
     name, port = worker
     wait_until("HEALTHCHECK healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 120, name)
     # The image's own user, numeric and non-root; the root filesystem cannot be written.
@@ -158,7 +157,8 @@ def test_worker_image_runs_hardened_healthy_and_transcribes(settings: Settings, 
     assert "sunny" in done.stdout.lower(), done.stdout
 
 
-def test_gateway_image_answers_an_upload(settings: Settings, worker: tuple[str, int], samples: dict[str, Path]) -> None:
+def test_gateway_image_answers_an_upload(image_settings: Settings, worker: tuple[str, int], samples: dict[str, Path]) -> None:
+    settings = image_settings
     name, port = f"fwv2-test-gateway-{uuid.uuid4().hex[:6]}", free_port()
     # The gateway publishes to the CPU pool's topic here, which the worker container reads.
     docker("run", "-d", "--name", name, *HARDENED, "--memory", "1g", "--health-interval", "2s",
@@ -178,7 +178,8 @@ def test_gateway_image_answers_an_upload(settings: Settings, worker: tuple[str, 
         docker("rm", "-f", name, check=False)
 
 
-def test_router_image_routes_an_event(settings: Settings) -> None:
+def test_router_image_routes_an_event(image_settings: Settings) -> None:
+    settings = image_settings
     name, port = f"fwv2-test-router-{uuid.uuid4().hex[:6]}", free_port()
     docker("run", "-d", "--name", name, *HARDENED, "--memory", "512m", "--health-interval", "2s",
            *stage_env(settings, ROUTER_POOLS="cpu", ROUTER_GROUP_ID=f"{settings.kafka_group_id}-router",
