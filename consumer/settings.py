@@ -259,6 +259,14 @@ class Settings(BaseSettings):
             "commit the input offset in one Kafka transaction; downstream must read with read_committed."
         ),
     )
+    fault_pause_before_commit_s: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Testing only: sleep this long between publishing an outcome and committing its offset, "
+            "a window in which a test freezes the worker. 0 (the default) in production."
+        ),
+    )
     dedupe_capacity: int = Field(
         100_000, ge=0, description="event_ids remembered as done; a redelivered or republished one is skipped."
     )

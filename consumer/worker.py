@@ -7,6 +7,8 @@ health checks. Delivery (publish, then commit; or both in one transaction) follo
 
 - A rebalance waits for the event in flight to be delivered before the partitions move
   (``on_partitions_revoked``), so two workers never both publish it.
+- A worker that lost a partition without taking part in the rebalance (frozen past its session
+  timeout) discards its outcome for the partition's event (``NotOwner``): its new owner delivers it.
 - A retriable failure does not block other partitions: the event's partition is paused and
   rewound to the event, and resumed when its backoff is over; other partitions go on.
 - An event whose event_id already has a transcript (``consumer.dedupe``) is skipped.
@@ -25,7 +27,7 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
 from consumer import dedupe
-from consumer.delivery import Abandoned, Delivery, backoff, make_delivery
+from consumer.delivery import Abandoned, Delivery, NotOwner, backoff, make_delivery
 from consumer.events import (
     AudioReference,
     dead_letter_record,
@@ -96,6 +98,8 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._worker.warmed.clear()
         for tp in revoked:
             self._worker.retries.pop(tp, None)
+        if self._worker._delivery is not None:
+            await self._worker._delivery.revoked(revoked)
         if revoked:
             log.info("partitions_revoked", partitions=_names(revoked))
 
@@ -106,11 +110,23 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # transcript may sit in any output partition, so those assignments warm them all.
         notified = any(tp.topic == worker.settings.kafka_notification_topic for tp in assigned)
         partitions = None if notified else (tp.partition for tp in assigned)
+        started = time.perf_counter()
         try:
+            # Ownership first (exactly_once: each partition's transactional producer, whose start fences
+            # the previous owner and aborts its open transaction), so that the outputs read next are final.
+            if worker._delivery is not None:
+                await worker._delivery.assigned(assigned)
+            owned = time.perf_counter()
             learned = await dedupe.warm(worker.settings, worker.done, partitions)
         finally:
             worker.warmed.set()
-        log.info("partitions_assigned", partitions=_names(assigned), known_done=learned)
+        log.info(
+            "partitions_assigned",
+            partitions=_names(assigned),
+            known_done=learned,
+            ownership_s=round(owned - started, 3),
+            warm_s=round(time.perf_counter() - owned, 3),
+        )
 
 
 def inference_seconds(transcript: Transcript) -> float:
@@ -261,6 +277,22 @@ class Worker:
                 self.processed += 1
                 self.metrics.last_success.set(time.time())
             return False
+        except NotOwner as exc:
+            # Rewind, in case the partition is (again) ours: the event must not be passed over. A
+            # partition no longer assigned gets its position anew from the group.
+            log.warning(
+                "outcome_discarded",
+                event_id=peek_event_id(record.value),
+                reason=str(exc),
+                partition=record.partition,
+                offset=record.offset,
+            )
+            self.metrics.discarded.inc()
+            try:
+                self._consumer.seek(tp, record.offset)
+            except IllegalStateError:
+                pass
+            return True
         except Abandoned as exc:
             log.warning("event_abandoned", reason=str(exc), partition=record.partition, offset=record.offset)
             return True

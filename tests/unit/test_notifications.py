@@ -234,7 +234,9 @@ async def test_the_worker_reads_every_output_partition_when_assigned_notificatio
         return 0
 
     monkeypatch.setattr(worker_module.dedupe, "warm", warm)
-    fake = SimpleNamespace(settings=Settings(kafka_notification_topic="audio.notifications"), done=set(), warmed=asyncio.Event())
+    fake = SimpleNamespace(
+        settings=Settings(kafka_notification_topic="audio.notifications"), done=set(), warmed=asyncio.Event(), _delivery=None
+    )
     listener = worker_module._DrainOnRevoke(fake)  # noqa: SLF001
     await listener.on_partitions_assigned({TopicPartition("audio.references", 1), TopicPartition("audio.references", 4)})
     assert warmed == [[1, 4]] and fake.warmed.is_set()
