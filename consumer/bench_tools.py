@@ -128,10 +128,26 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def cpu_model() -> tuple[str, bool]:
+    """The CPU's model name and whether it has AVX-512 (speed differs by kind: every figure names both)."""
+    model, avx512 = platform.processor() or platform.machine(), False
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    avx512 = avx512 or " avx512f" in line
+    except OSError:
+        pass
+    return model, avx512
+
+
 def machine() -> dict[str, Any]:
+    model, avx512 = cpu_model()
     return {
         "cores": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": f"{model}, AVX-512 {'yes' if avx512 else 'no'}",
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }
