@@ -1,29 +1,28 @@
 """``fwv2``: the stage's one command.
 
-    fwv2 worker                  run a worker of the consumer group
-    fwv2 router                  hand each event to the GPU or the CPU pool (docs/ROUTING.md)
-    fwv2 stack install|up|down|status [--secure]  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
-    fwv2 submit FILE...          upload files and produce their AudioReference events
-    fwv2 tail                    read transcripts (and dead letters) from the output topics
-    fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
-    fwv2 bench                   the stage against bare faster-whisper, side by side
-    fwv2 gateway                 the OpenAI-style HTTP gateway: uploads in, transcripts out
-    fwv2 settings                print the effective settings (secrets masked)
+fwv2 worker                  run a worker of the consumer group
+fwv2 router                  hand each event to the GPU or the CPU pool (docs/ROUTING.md)
+fwv2 stack install|up|down|status [--secure]  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
+fwv2 submit FILE...          upload files and produce their AudioReference events
+fwv2 tail                    read transcripts (and dead letters) from the output topics
+fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
+fwv2 bench                   the stage against bare faster-whisper, side by side
+fwv2 gateway                 the OpenAI-style HTTP gateway: uploads in, transcripts out
+fwv2 settings                print the effective settings (secrets masked)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from consumer.logs import configure_logging
-from consumer.settings import Settings
-from pipeline.render import FORMATS, render
+from consumer.plumbing.logs import configure_logging
+from consumer.plumbing.settings import Settings
+from pipeline.render import FORMATS
 from pipeline.types import Granularity
 
 
@@ -32,10 +31,10 @@ def _stderr(message: str) -> None:
 
 
 def _explained(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
-    """Run a service; if Kafka refused it, say why and how to fix it (consumer.kafka.report_failure), exit 1."""
+    """Run a service; if Kafka refused it, say why and how to fix it (``kafka.report_failure``), and exit 1."""
     from aiokafka.errors import KafkaError
 
-    from consumer.kafka import report_failure
+    from consumer.plumbing.kafka import report_failure
 
     try:
         return asyncio.run(main)
@@ -45,19 +44,19 @@ def _explained(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
-    from consumer.runner import run_worker
+    from consumer.worker.runner import run_worker
 
     return _explained(settings, run_worker(settings))
 
 
 def cmd_router(settings: Settings, _: argparse.Namespace) -> int:
-    from consumer.router import run_router
+    from consumer.router.service import run_router
 
     return _explained(settings, run_router(settings))
 
 
 def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.stack import EmbeddedStack
+    from consumer.dev.stack import EmbeddedStack
 
     stack = EmbeddedStack(settings, echo=_stderr, secure=args.secure)
     if args.action == "install":
@@ -74,26 +73,8 @@ def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def print_result(result: object, fmt: str, granularities: frozenset[Granularity] | None = None) -> None:
-    from consumer.client import Result
-    from consumer.events import transcript_from_record
-
-    assert isinstance(result, Result)
-    if result.kind == "dead_letter":
-        rec = result.record
-        print(f"# {rec['event_id']}: DEAD LETTER {rec['code']}: {rec['message']}", flush=True)
-        return
-    rec = result.record
-    if fmt == "avro-json":
-        print(json.dumps(rec, ensure_ascii=False, default=str), flush=True)
-        return
-    header = f"# {rec['event_id']} s3://{rec['object']['bucket']}/{rec['object']['key']} ({rec['duration_s']:.1f} s, {rec['profile']}, {rec['timings']['total_s']:.2f} s in the stage)"
-    print(header, flush=True)
-    print(render(transcript_from_record(rec), fmt, granularities), flush=True)
-
-
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.client import ResultReader, new_reference, publish_references, upload
+    from consumer.dev.client import ResultReader, new_reference, print_result, publish_references, upload
 
     granularities = tuple(Granularity(g) for g in (args.granularity or ["segment"]))
 
@@ -119,6 +100,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
             _stderr(f"submitted {len(refs)} event(s); waiting for results (up to {args.timeout:.0f} s)...")
             wanted = {r.event_id for r in refs}
             done = 0
+
             async def show() -> None:
                 nonlocal done
                 async for result in reader.results():
@@ -127,6 +109,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                         done += 1
                         if done == len(wanted):
                             return
+
             try:
                 await asyncio.wait_for(show(), args.timeout)
             except TimeoutError:
@@ -138,7 +121,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.client import ResultReader
+    from consumer.dev.client import ResultReader, print_result
 
     async def go() -> int:
         async with ResultReader(settings, from_beginning=args.from_beginning) as reader:
@@ -154,22 +137,26 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.demo import run_demo
+    from consumer.dev.demo import run_demo
 
     return run_demo(settings, keep_stack=args.keep_stack, fmt=args.format)
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.bench import run_bench
-
-    if argv := _issue7_bench_argv(args):  # --latency, --soak, --long, --scale: their own scripts
+    # The benchmarks live in bench/ beside the package, in a source checkout only (not in the images).
+    try:
+        from bench.main import run_bench
+    except ImportError:
+        _stderr("the benchmarks run from a source checkout: `python -m bench --help` in the repository")
+        return 2
+    if argv := _script_argv(args):  # --latency, --soak, --long, --scale: their own scripts
         import importlib
 
-        return int(importlib.import_module(f"consumer.bench_{argv[0]}").main(argv[1:]))
+        return int(importlib.import_module(f"bench.{argv[0]}").main(argv[1:]))
     return run_bench(settings, args)
 
 
-def _issue7_bench_argv(args: argparse.Namespace) -> list[str]:
+def _script_argv(args: argparse.Namespace) -> list[str]:
     """``fwv2 bench --latency|--soak|--long|--scale``: which script, and the options it takes from the bench's."""
     mode = next((m for m in ("latency", "soak", "long", "scale") if getattr(args, m, False)), None)
     if mode is None:
@@ -182,7 +169,9 @@ def _issue7_bench_argv(args: argparse.Namespace) -> list[str]:
     if args.events and mode != "long":
         argv += ["--events", str(args.events)]
     if args.files:
-        argv += {"latency": ["--clip", args.files[0]], "long": ["--file", args.files[0]]}.get(mode, ["--files", *args.files])
+        argv += {"latency": ["--clip", args.files[0]], "long": ["--file", args.files[0]]}.get(
+            mode, ["--files", *args.files]
+        )
     if mode == "scale":
         argv += ["--rounds", str(args.rounds)]
     if mode == "long" and args.seconds:
@@ -203,7 +192,9 @@ def cmd_settings(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fwv2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="fwv2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
@@ -212,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the embedded Kafka + MinIO stack")
     stack.add_argument("action", choices=["install", "up", "down", "status"])
     stack.add_argument(
-        "--secure", action="store_true",
+        "--secure",
+        action="store_true",
         help="the locked-down stack beside the plaintext one: TLS, SASL/SCRAM, ACLs, MinIO users (docs/SECURITY.md)",
     )
     stack.set_defaults(func=cmd_stack)

@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consumer.kafka import report_failure
-from consumer.logs import get_logger
-from consumer.settings import Settings
+from consumer.plumbing.kafka import report_failure
+from consumer.plumbing.logs import get_logger
+from consumer.plumbing.settings import Settings
 from gateway import audio
 from gateway.auth import ApiKeys
 from gateway.errors import ApiError
@@ -43,14 +43,23 @@ async def model(request: Request) -> Response:
     gw.keys.check(request.headers.get("authorization"))
     name = request.path_params["model"]
     if name not in PROFILES:
-        raise ApiError(404, f"unknown model {name!r}; valid models: {', '.join(sorted(PROFILES))}",
-                       code="model_not_found", param="model")
+        raise ApiError(
+            404,
+            f"unknown model {name!r}; valid models: {', '.join(sorted(PROFILES))}",
+            code="model_not_found",
+            param="model",
+        )
     return JSONResponse(_model(name))
 
 
 def _model(name: str) -> dict[str, object]:
-    return {"id": name, "object": "model", "created": _CREATED, "owned_by": "fwv2",
-            "description": PROFILES[name].description}
+    return {
+        "id": name,
+        "object": "model",
+        "created": _CREATED,
+        "owned_by": "fwv2",
+        "description": PROFILES[name].description,
+    }
 
 
 async def healthz(request: Request) -> Response:
@@ -133,8 +142,12 @@ def create_app(settings: Settings) -> Starlette:
             raise
         try:
             await gw.hub.start()
-            log.info("gateway_started", port=settings.gateway_port, auth=gw.keys.enabled,
-                     timeout_s=settings.gateway_request_timeout_s)
+            log.info(
+                "gateway_started",
+                port=settings.gateway_port,
+                auth=gw.keys.enabled,
+                timeout_s=settings.gateway_request_timeout_s,
+            )
             yield
         finally:
             await gw.hub.stop()

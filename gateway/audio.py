@@ -14,9 +14,9 @@ import asyncio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from consumer.client import Result
-from consumer.events import transcript_from_record
-from consumer.logs import get_logger
+from consumer.contract.events import transcript_from_record
+from consumer.contract.results import Result
+from consumer.plumbing.logs import get_logger
 from gateway.errors import ApiError, from_dead_letter
 from gateway.form import read_form
 from gateway.request import TranscriptionForm, build_form, check_field
@@ -28,8 +28,13 @@ from pipeline.types import Granularity, Task
 
 log = get_logger("fwv2.gateway")
 
-_MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "text": "text/plain; charset=utf-8",
-                "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
+_MEDIA_TYPES = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "srt": "text/plain; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+}
 # Multipart framing around the file (boundaries, part headers, the other fields) stays under this.
 _FORM_OVERHEAD_BYTES = 1024 * 1024
 
@@ -48,11 +53,16 @@ async def _create(request: Request, task: Task) -> Response:
     max_bytes = gw.settings.max_object_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_OVERHEAD_BYTES:
-        raise ApiError(413, f"the request is {declared} bytes; files may be at most {max_bytes} bytes",
-                       code="file_too_large", param="file")
+        raise ApiError(
+            413,
+            f"the request is {declared} bytes; files may be at most {max_bytes} bytes",
+            code="file_too_large",
+            param="file",
+        )
     try:
-        raw = await read_form(request.headers.get("content-type"), request.stream(), max_file_bytes=max_bytes,
-                              on_field=check_field)
+        raw = await read_form(
+            request.headers.get("content-type"), request.stream(), max_file_bytes=max_bytes, on_field=check_field
+        )
     except ClientDisconnect:
         # Nothing was uploaded or published yet: the spool is gone, and there is no one to answer.
         log.info("client_disconnected_mid_upload")
@@ -73,8 +83,14 @@ async def _create(request: Request, task: Task) -> Response:
     future = gw.hub.expect(ref.event_id)
     try:
         await gw.submitter.publish(ref)
-        log.info("request_published", event_id=ref.event_id, profile=form.model, task=task.value,
-                 bytes=ref.object.size_bytes, respond_async=form.respond_async)
+        log.info(
+            "request_published",
+            event_id=ref.event_id,
+            profile=form.model,
+            task=task.value,
+            bytes=ref.object.size_bytes,
+            respond_async=form.respond_async,
+        )
         if form.respond_async:
             gw.store.remember(ref.event_id, form)
             gw.metrics.outcomes.labels("accepted_async").inc()
@@ -109,18 +125,28 @@ async def fetch(request: Request) -> Response:
     result = gw.store.get(event_id)
     if result is None:
         if known is not None:
-            return JSONResponse({"id": event_id, "object": "audio.job", "status": "in_progress"}, status_code=202,
-                                headers={"X-Event-Id": event_id, "Retry-After": "1"})
+            return JSONResponse(
+                {"id": event_id, "object": "audio.job", "status": "in_progress"},
+                status_code=202,
+                headers={"X-Event-Id": event_id, "Retry-After": "1"},
+            )
         hint = "" if event_id.startswith(ID_PREFIX) else f" (gateway ids start with {ID_PREFIX!r})"
-        raise ApiError(404, f"no result for {event_id!r} on this gateway: not done yet, unknown, or evicted{hint}",
-                       code="not_found", param="event_id", event_id=event_id)
+        raise ApiError(
+            404,
+            f"no result for {event_id!r} on this gateway: not done yet, unknown, or evicted{hint}",
+            code="not_found",
+            param="event_id",
+            event_id=event_id,
+        )
     form = known or TranscriptionForm(model="whisper-1", task=Task.TRANSCRIBE)
     if fmt is not None or known is None:
         words = any(seg["words"] for seg in result.record.get("segments", ()))
-        form = form.model_copy(update={
-            "response_format": fmt or form.response_format,
-            "timestamp_granularities": form.timestamp_granularities or ((Granularity.WORD,) if words else ()),
-        })
+        form = form.model_copy(
+            update={
+                "response_format": fmt or form.response_format,
+                "timestamp_granularities": form.timestamp_granularities or ((Granularity.WORD,) if words else ()),
+            }
+        )
     return _answer(result, form)
 
 

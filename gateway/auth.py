@@ -5,6 +5,7 @@ The file is read again when it changes, so a rotated Secret takes effect without
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from pathlib import Path
 
@@ -35,10 +36,9 @@ class ApiKeys:
     def check(self, authorization: str | None) -> None:
         if self._path is None:
             return
-        try:
+        # Keep the keys already read while a Secret update swaps the file.
+        with contextlib.suppress(OSError):
             self._load()
-        except OSError:
-            pass  # keep the keys already read while a Secret update swaps the file
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")

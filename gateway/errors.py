@@ -18,8 +18,15 @@ _DEAD_LETTER_STATUS: dict[str, int] = {
     "RESOURCE_EXHAUSTED": 503,
 }
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error",
-          415: "invalid_request_error", 503: "service_unavailable", 504: "timeout_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
 
 
 class ApiError(Exception):

@@ -102,8 +102,12 @@ class _Collector:
                 raise ApiError(400, f"too many form fields; at most {MAX_FIELDS}", code="invalid_form")
             return
         if self._name != "file":
-            raise ApiError(400, f"unexpected file field {self._name!r}; send the audio as 'file'", code="invalid_form",
-                           param=self._name)
+            raise ApiError(
+                400,
+                f"unexpected file field {self._name!r}; send the audio as 'file'",
+                code="invalid_form",
+                param=self._name,
+            )
         if self.form.upload is not None:
             raise ApiError(400, "send exactly one file", code="invalid_form", param="file")
         content_type = self._headers.get(b"content-type")
@@ -129,8 +133,9 @@ class _Collector:
             return
         self._value += data[start:end]
         if len(self._value) > MAX_FIELD_BYTES:
-            raise ApiError(400, f"form field {self._name!r} is over {MAX_FIELD_BYTES} bytes", code="invalid_form",
-                           param=self._name)
+            raise ApiError(
+                400, f"form field {self._name!r} is over {MAX_FIELD_BYTES} bytes", code="invalid_form", param=self._name
+            )
 
     def _part_end(self) -> None:
         if self._is_file:

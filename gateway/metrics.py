@@ -15,7 +15,10 @@ class GatewayMetrics:
         r = registry or CollectorRegistry()
         self.registry = r
         self.requests = Counter(
-            "fwv2_gateway_requests", "HTTP requests answered, by route and status.", ["method", "route", "status"], registry=r
+            "fwv2_gateway_requests",
+            "HTTP requests answered, by route and status.",
+            ["method", "route", "status"],
+            registry=r,
         )
         self.latency = Histogram(
             "fwv2_gateway_request_duration_seconds",
@@ -26,13 +29,11 @@ class GatewayMetrics:
         )
         self.in_flight = Gauge("fwv2_gateway_in_flight_requests", "API requests being answered now.", registry=r)
         self.upload_bytes = Counter("fwv2_gateway_upload_bytes", "Bytes of audio uploaded to the bucket.", registry=r)
-        self.outcomes = Counter(
-            "fwv2_gateway_outcomes", "Transcription requests by outcome.", ["outcome"], registry=r
-        )
+        self.outcomes = Counter("fwv2_gateway_outcomes", "Transcription requests by outcome.", ["outcome"], registry=r)
         self.stored = Gauge("fwv2_gateway_results_stored", "Results held for GET in this process.", registry=r)
         self.waiting = Gauge("fwv2_gateway_requests_waiting", "Requests waiting for their result.", registry=r)
         self.ready = Gauge("fwv2_gateway_ready", "1 when the gateway is ready to take requests.", registry=r)
-        # Every outcome at 0 from the start, so rate() sees the first ones (consumer/metrics.py says why).
+        # Every outcome at 0 from the start, so rate() sees the first ones (consumer/worker/metrics.py says why).
         # requests{status} is not: its status codes are not known in advance.
         for outcome in OUTCOMES:
             self.outcomes.labels(outcome)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consumer.events import parse_granularities
+from consumer.contract.events import parse_granularities
 from gateway.errors import ApiError
 from pipeline.profiles import PROFILES
 from pipeline.render import FORMATS
@@ -66,8 +66,9 @@ def _temperature(value: str) -> float | None:
     except ValueError:
         number = -1.0
     if not 0 <= number <= 1:
-        raise ApiError(400, f"temperature must be a number from 0 to 1, got {value!r}", code="invalid_value",
-                       param="temperature")
+        raise ApiError(
+            400, f"temperature must be a number from 0 to 1, got {value!r}", code="invalid_value", param="temperature"
+        )
     return number
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.client import Result, partitions_for
-from consumer.events import decode_dead_letter, decode_transcript
-from consumer.kafka import make_consumer, start_consumer
-from consumer.logs import get_logger
-from consumer.settings import Settings
+from consumer.contract.events import decode_dead_letter, decode_transcript
+from consumer.contract.results import Result
+from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
+from consumer.plumbing.logs import get_logger
+from consumer.plumbing.settings import Settings
 from gateway.request import TranscriptionForm
 
 log = get_logger("fwv2.gateway.results")

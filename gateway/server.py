@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 from gateway.app import create_app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 from gateway.auth import ApiKeys
 from gateway.metrics import GatewayMetrics
 from gateway.results import ResultHub, ResultStore

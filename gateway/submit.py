@@ -10,11 +10,11 @@ import re
 from aiokafka import AIOKafkaProducer
 from minio import Minio
 
-from consumer.events import AudioReference, ObjectRef
-from consumer.kafka import make_producer
-from consumer.logs import get_logger
-from consumer.settings import Settings
-from consumer.storage import make_client
+from consumer.contract.events import AudioReference, ObjectRef
+from consumer.plumbing.kafka import make_producer
+from consumer.plumbing.logs import get_logger
+from consumer.plumbing.settings import Settings
+from consumer.plumbing.storage import make_client
 from gateway.errors import ApiError
 from gateway.form import SpooledUpload
 from gateway.request import TranscriptionForm
@@ -102,8 +102,9 @@ class Submitter:
             )
         except Exception as exc:
             log.warning("upload_failed", event_id=ref.event_id, error=str(exc))
-            raise ApiError(503, "the object store did not take the upload; try again", code="storage_unavailable",
-                           event_id=None) from exc
+            raise ApiError(
+                503, "the object store did not take the upload; try again", code="storage_unavailable", event_id=None
+            ) from exc
         return ref.model_copy(update={"object": ref.object.model_copy(update={"etag": written.etag})})
 
     async def publish(self, ref: AudioReference) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
@@ -77,7 +78,10 @@ def transcribe_together(
         speech = get_speech_timestamps(samples, vad, sampling_rate=SAMPLE_RATE)
         if speech:  # a clip without speech gets an empty transcript, as the sequential path gives
             spans.append(
-                {"start": position + speech[0]["start"] / SAMPLE_RATE, "end": position + speech[-1]["end"] / SAMPLE_RATE}
+                {
+                    "start": position + speech[0]["start"] / SAMPLE_RATE,
+                    "end": position + speech[-1]["end"] / SAMPLE_RATE,
+                }
             )
             owners.append(n)
         position += len(samples) / SAMPLE_RATE

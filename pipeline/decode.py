@@ -47,9 +47,7 @@ def decode_audio(data: bytes, max_duration_s: float) -> DecodedAudio:
         stream = container.streams.audio[0]
         declared = _declared_duration(container, stream)
         if declared is not None and declared > max_duration_s:
-            raise AudioTooLongError(
-                f"the file declares {declared:.1f} s of audio; the limit is {max_duration_s:.0f} s"
-            )
+            raise AudioTooLongError(f"the file declares {declared:.1f} s of audio; the limit is {max_duration_s:.0f} s")
         samples, damaged = _decode_stream(container, stream, max_duration_s, declared)
 
     duration = len(samples) / SAMPLE_RATE
@@ -58,11 +56,7 @@ def decode_audio(data: bytes, max_duration_s: float) -> DecodedAudio:
     warnings: list[str] = []
     if damaged:
         warnings.append("DAMAGED_AUDIO: some packets could not be decoded and were skipped")
-    if (
-        declared is not None
-        and duration < declared * TRUNCATION_RATIO
-        and declared - duration > TRUNCATION_MIN_GAP_S
-    ):
+    if declared is not None and duration < declared * TRUNCATION_RATIO and declared - duration > TRUNCATION_MIN_GAP_S:
         warnings.append(f"TRUNCATED_AUDIO: decoded {duration:.1f} s of the {declared:.1f} s the file declares")
     return DecodedAudio(
         samples=samples,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -167,9 +168,7 @@ class Pipeline:
         return self._diarize_thread.submit(run)
 
     @staticmethod
-    def _attach_speakers(
-        transcript: Transcript, pending: Future[tuple[tuple[SpeakerTurn, ...], float]]
-    ) -> Transcript:
+    def _attach_speakers(transcript: Transcript, pending: Future[tuple[tuple[SpeakerTurn, ...], float]]) -> Transcript:
         try:
             turns, diarize_s = pending.result()
         except ResourceExhaustedError:
@@ -196,7 +195,6 @@ class Pipeline:
 
 
 def _wait_quietly(pending: Future[object]) -> None:
-    try:
+    # The failure is read again, and handled, by _attach_speakers.
+    with contextlib.suppress(Exception):
         pending.result()
-    except Exception:  # noqa: BLE001 - read again, and handled, by _attach_speakers
-        pass

@@ -27,7 +27,6 @@ from pipeline.types import (
 )
 from pipeline.windows import SAMPLE_RATE, windows
 
-
 # Above two windows, batching a clip's own windows can pay off (where it is enabled).
 LONG_AUDIO_S = 60.0
 
@@ -155,7 +154,6 @@ class Transcriber:
             warnings=audio.warnings,
             transcribe_s=elapsed,
         )
-
 
     def _sequential(
         self, audio: DecodedAudio, common: dict[str, Any], temperature: float | None

@@ -61,7 +61,7 @@ class TranscriptionRequest:
 class DecodedAudio:
     """16 kHz mono float32 samples, plus what the container said about itself."""
 
-    samples: "object"  # numpy.ndarray[float32]; typed loosely to keep numpy out of the type surface
+    samples: object  # numpy.ndarray[float32]; typed loosely to keep numpy out of the type surface
     sample_rate: int
     duration_s: float
     declared_duration_s: float | None = None

@@ -19,8 +19,8 @@ from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
 
-from consumer.stack.notify import ensure_bucket_notification
-from consumer.stack.topology import ensure_bucket, ensure_topics
+from consumer.dev.stack.notify import ensure_bucket_notification
+from consumer.dev.stack.topology import ensure_bucket, ensure_topics
 
 TOPICS = [
     "audio.references",
@@ -62,7 +62,7 @@ def minio() -> None:
         admin.user_add(access_key, secret_key)
         try:
             admin.attach_policy([policy], user=access_key)
-        except Exception as exc:  # noqa: BLE001 - already attached is an error to MinIO; mc ignores it too
+        except Exception as exc:
             if "already" not in str(exc).lower():
                 raise
     # Objects created under incoming/ are announced on audio.notifications (the CPU pool reads it).

@@ -17,7 +17,7 @@ state dict loads with ``strict=True``; the parameter names below are dictated by
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 - torch's own convention
 from torch import nn
 
 EMBEDDING_DIM = 192

@@ -85,7 +85,9 @@ class DiarizationConfig:
         if self.spectral_weight < 0:
             raise ValueError(f"spectral_weight must be 0 or more, got {self.spectral_weight}")
         if not 0.0 < self.segmentation_step <= 1.0:
-            raise ValueError(f"segmentation_step must be in (0, 1] (a fraction of the window), got {self.segmentation_step}")
+            raise ValueError(
+                f"segmentation_step must be in (0, 1] (a fraction of the window), got {self.segmentation_step}"
+            )
         if self.min_cluster_size < 1:
             raise ValueError(f"min_cluster_size must be at least 1, got {self.min_cluster_size}")
         if not 0.0 <= self.min_active_ratio <= 1.0:

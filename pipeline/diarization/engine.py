@@ -7,29 +7,29 @@ import os
 # pyannote reports usage to its authors unless told not to; an offline stage must not try.
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import time
+import warnings
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from pyannote.audio import Inference, Model, Pipeline  # noqa: E402
-from pyannote.audio.core.plda import PLDA  # noqa: E402
-from pyannote.audio.pipelines import SpeakerDiarization  # noqa: E402
-from pyannote.audio.pipelines.clustering import AgglomerativeClustering  # noqa: E402
-from pyannote.core import Annotation  # noqa: E402
+import numpy as np
+import torch
+from pyannote.audio import Inference, Model, Pipeline
+from pyannote.audio.core.plda import PLDA
+from pyannote.audio.pipelines import SpeakerDiarization
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+from pyannote.core import Annotation
 
-from pipeline.diarization.assign import SpeakerTurn  # noqa: E402
-from pipeline.diarization.config import DiarizationConfig  # noqa: E402
-from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding  # noqa: E402
-from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError  # noqa: E402
-from pipeline.diarization.onnx import export, onnx_path  # noqa: E402
-from pipeline.diarization.light import turns_by_first_appearance  # noqa: E402
-from pipeline.diarization.segments import Frames, speaker_turns  # noqa: E402
-from pipeline.diarization.speech import find_sound, join, remap, too_little  # noqa: E402
-from pipeline.diarization.voice import spectra  # noqa: E402
-from pipeline.errors import model_failure  # noqa: E402
+from pipeline.diarization.assign import SpeakerTurn
+from pipeline.diarization.config import DiarizationConfig
+from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding
+from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
+from pipeline.diarization.light import turns_by_first_appearance
+from pipeline.diarization.onnx import export, onnx_path
+from pipeline.diarization.segments import Frames, speaker_turns
+from pipeline.diarization.speech import find_sound, join, remap, too_little
+from pipeline.diarization.voice import spectra
+from pipeline.errors import model_failure
 
 INSTALL_HINT = "run scripts/install-diarization-models.sh (or set the model paths)"
 
@@ -84,7 +84,7 @@ class Diarizer:
         if self.device.type != "cpu":
             self._pipeline.to(self.device)
         if config.clustering == "segments" and not config.pipeline_dir:
-            model = self._pipeline._segmentation.model
+            model = self._pipeline._segmentation.model  # noqa: SLF001 - pyannote exposes the models only so
             window = model.specifications.duration
             self._segmenter = Inference(
                 model,
@@ -122,7 +122,9 @@ class Diarizer:
                 raise DiarizationModelsMissingError(f"no diarization model at {path}: {INSTALL_HINT}")
         segmentation = Model.from_pretrained(config.segmentation_path)
         if segmentation is None:
-            raise DiarizationModelsMissingError(f"{config.segmentation_path} is not a pyannote checkpoint: {INSTALL_HINT}")
+            raise DiarizationModelsMissingError(
+                f"{config.segmentation_path} is not a pyannote checkpoint: {INSTALL_HINT}"
+            )
         try:
             embedding = CamPlusPlusEmbedding(config.embedding_path, workers=config.embedding_workers, runtime=runtime)
         except RuntimeError as exc:  # a strict state-dict load that does not match: the wrong file
@@ -156,12 +158,14 @@ class Diarizer:
         try:
             pipeline = Pipeline.from_pretrained(config.pipeline_dir, token=None if local else config.hf_token)
         except Exception as exc:  # hub errors, missing files, bad yaml: all mean "no pipeline here"
-            raise DiarizationModelsMissingError(f"cannot load the pyannote pipeline {config.pipeline_dir}: {exc}") from exc
+            raise DiarizationModelsMissingError(
+                f"cannot load the pyannote pipeline {config.pipeline_dir}: {exc}"
+            ) from exc
         if pipeline is None:
             raise DiarizationModelsMissingError(f"no pyannote pipeline at {config.pipeline_dir}")
         if isinstance(pipeline, SpeakerDiarization):
             # Same speed knobs as the offline pipeline; its own (tuned) clustering stays as shipped.
-            segmentation = pipeline._segmentation
+            segmentation = pipeline._segmentation  # noqa: SLF001 - pyannote exposes the model only so
             segmentation.step = config.segmentation_step * segmentation.duration
             pipeline.segmentation_batch_size = config.batch_size
             pipeline.embedding_batch_size = config.batch_size
@@ -244,7 +248,7 @@ class Diarizer:
         with torch.inference_mode():
             output = self._segmenter({"waveform": waveform, "sample_rate": SAMPLE_RATE})
         frames = Frames(output.sliding_window.step, self._frames_offset, self._frames_step, self._frames_duration)
-        embedding: CamPlusPlusEmbedding = self._pipeline._embedding.model_
+        embedding: CamPlusPlusEmbedding = self._pipeline._embedding.model_  # noqa: SLF001 - as above
         c = self.config
 
         def embed(spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -252,6 +256,13 @@ class Diarizer:
             return embedding.embed_spans(waveform[0], spans), envelopes
 
         return speaker_turns(
-            np.asarray(output.data), frames, duration, embed, c.threshold, c.min_train_s, lower, upper, c.spectral_weight
+            np.asarray(output.data),
+            frames,
+            duration,
+            embed,
+            c.threshold,
+            c.min_train_s,
+            lower,
+            upper,
+            c.spectral_weight,
         )
-

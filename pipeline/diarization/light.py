@@ -50,7 +50,8 @@ class LightDiarizer:
     def __init__(self, config: DiarizationConfig) -> None:
         if not light_models_present(config):
             raise DiarizationModelsMissingError(
-                f"no ONNX diarization models beside {config.segmentation_path} and {config.embedding_path}: {INSTALL_HINT}"
+                f"no ONNX diarization models beside {config.segmentation_path} and "
+                f"{config.embedding_path}: {INSTALL_HINT}"
             )
         started = time.perf_counter()
         self.config = config

@@ -36,7 +36,11 @@ def export(weights_path: str) -> Path:
 
     probes = [torch.randn(1, frames, FBANK_BINS) for frames in (300, 40, 1000)]  # traced on the first
     return _export_checked(
-        load_campplus(weights_path), probes, onnx_path(weights_path), ("fbank", "embedding"), {"fbank": {0: "batch", 1: "frames"}}
+        load_campplus(weights_path),
+        probes,
+        onnx_path(weights_path),
+        ("fbank", "embedding"),
+        {"fbank": {0: "batch", 1: "frames"}},
     )
 
 

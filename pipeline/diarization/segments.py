@@ -239,4 +239,13 @@ def speaker_turns(
     return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration_s)]
 
 
-__all__ = ["Frames", "MAX_EMBED_S", "MIN_EMBED_S", "Segment", "cluster", "find_segments", "label_frames", "speaker_turns"]
+__all__ = [
+    "Frames",
+    "MAX_EMBED_S",
+    "MIN_EMBED_S",
+    "Segment",
+    "cluster",
+    "find_segments",
+    "label_frames",
+    "speaker_turns",
+]

@@ -18,7 +18,7 @@ LOCAL_ONLY = {"network_mode", "depends_on", "build"}
 
 def resolved(*files: str) -> dict:
     args = ["docker-compose"] + [a for f in files for a in ("-f", str(ROOT / f))] + ["config"]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=ROOT)  # noqa: S603
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)["services"]
 

@@ -4,7 +4,7 @@
   `promtool check config` of the compose Prometheus; every alert has severity, summary, description and a
   runbook_url whose anchor is a section of docs/RUNBOOK.md.
 - Metric names: every metric the rules and the Grafana dashboard use is one the workers export
-  (consumer/metrics.py's names, listed below) or a recording rule of rules.yml; the dashboard's queries
+  (consumer/worker/metrics.py's names, listed below) or a recording rule of rules.yml; the dashboard's queries
   parse as PromQL (promtool) and cover the required panels.
 - Helm: `helm lint --strict` and `helm template` of the default values and of helm/fwv2/ci/*.yaml, the
   core objects validated by `kubernetes-validate --strict` against Kubernetes 1.34; the CRD objects
@@ -48,14 +48,14 @@ COMPOSE = ROOT / "compose.yml"
 KUBE_VERSION = "1.34.0"
 SETUP_HINT = "run `bash scripts/setup-deploy-tools.sh` (installs helm, promtool, docker-compose, kubernetes-validate)"
 
-# What the workers export (consumer/metrics.py), with their label names.
+# What the workers export (consumer/worker/metrics.py), with their label names.
 COUNTERS = {
     "fwv2_events_consumed_total": {"topic"},
     "fwv2_events_published_total": {"outcome"},
     "fwv2_dead_letters_total": {"code"},
     "fwv2_retries_total": {"code"},
     "fwv2_audio_seconds_total": {"profile"},
-    # fwv2 router (consumer/router.py)
+    # fwv2 router (consumer/router/service.py)
     "fwv2_router_routed_total": {"pool", "reason"},
     "fwv2_router_transaction_retries_total": set(),
 }
@@ -67,7 +67,7 @@ GAUGES = {
     "fwv2_last_success_timestamp_seconds": set(),
     "fwv2_build_info": {"version", "model", "device", "compute_type", "pool"},
     "fwv2_worker_ready": set(),
-    # fwv2 router (consumer/router.py)
+    # fwv2 router (consumer/router/service.py)
     "fwv2_router_overflow_active": set(),
     "fwv2_router_gpu_lag": set(),
     "fwv2_router_gpu_members": set(),
@@ -86,7 +86,14 @@ EXPORTED = (
 )
 # Labels a query may use: the metrics' own, the histogram bucket bound, and the target labels the
 # scrape configurations attach (job, instance, pool; namespace and pod in Kubernetes).
-LABELS = set().union(*COUNTERS.values(), *GAUGES.values(), *HISTOGRAMS.values()) | {"le", "job", "instance", "pool", "namespace", "pod"}
+LABELS = set().union(*COUNTERS.values(), *GAUGES.values(), *HISTOGRAMS.values()) | {
+    "le",
+    "job",
+    "instance",
+    "pool",
+    "namespace",
+    "pod",
+}
 CRD_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor", "ScaledObject"}
 SEVERITIES = {"critical", "warning", "info"}
 
@@ -99,7 +106,10 @@ def _tool(name: str) -> str:
         "helm": [CACHE_DIR / "bin" / "helm"],
         "promtool": [shutil.which("promtool"), "/usr/bin/promtool"],
         "docker-compose": [shutil.which("docker-compose"), "/usr/bin/docker-compose"],
-        "kubernetes-validate": [ROOT / ".venv" / "bin" / "kubernetes-validate", Path(sys.executable).parent / "kubernetes-validate"],
+        "kubernetes-validate": [
+            ROOT / ".venv" / "bin" / "kubernetes-validate",
+            Path(sys.executable).parent / "kubernetes-validate",
+        ],
     }[name]
     for c in candidates:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
@@ -107,7 +117,9 @@ def _tool(name: str) -> str:
     pytest.fail(f"{name} not found (looked in {[str(c) for c in candidates if c]}): {SETUP_HINT}")
 
 
-def run(args: list[str], *, input: str | None = None, env: dict[str, str] | None = None, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], *, input: str | None = None, env: dict[str, str] | None = None, timeout: int = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, input=input, capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -154,8 +166,24 @@ def dashboard_exprs(dash: dict) -> list[str]:
 
 # --- PromQL metric names -----------------------------------------------------------------------------
 
-_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-             "offset", "inf", "nan", "atan2", "start", "end"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+    "start",
+    "end",
+}
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -169,7 +197,7 @@ def promql_metric_names(expr: str) -> set[str]:
     names = set()
     for m in re.finditer(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)", s):
         name = m.group(1)
-        rest = s[m.end():].lstrip()
+        rest = s[m.end() :].lstrip()
         if rest.startswith("(") or name.lower() in _KEYWORDS:
             continue
         names.add(name)
@@ -188,11 +216,17 @@ def promql_label_names(expr: str) -> set[str]:
 
 
 def test_metric_name_extraction_itself() -> None:
-    expr = ('sum by (pool, le) (rate(transcription_duration_seconds_bucket{pool=~"$pool", x="a b"}[$__rate_interval]))'
-            ' / on () group_left () fwv2:gpu_memory_limit_bytes > 0.9 and deriv(fwv2_consumer_lag[15m]) > 0'
-            ' unless absent(up{job="fwv2-worker"}) offset 5m')
-    assert promql_metric_names(expr) == {"transcription_duration_seconds_bucket", "fwv2:gpu_memory_limit_bytes",
-                                         "fwv2_consumer_lag", "up"}
+    expr = (
+        'sum by (pool, le) (rate(transcription_duration_seconds_bucket{pool=~"$pool", x="a b"}[$__rate_interval]))'
+        " / on () group_left () fwv2:gpu_memory_limit_bytes > 0.9 and deriv(fwv2_consumer_lag[15m]) > 0"
+        ' unless absent(up{job="fwv2-worker"}) offset 5m'
+    )
+    assert promql_metric_names(expr) == {
+        "transcription_duration_seconds_bucket",
+        "fwv2:gpu_memory_limit_bytes",
+        "fwv2_consumer_lag",
+        "up",
+    }
     assert promql_label_names(expr) == {"pool", "le", "x", "job"}
 
 
@@ -200,7 +234,7 @@ def test_metric_name_extraction_itself() -> None:
 
 
 def test_router_exports_the_listed_metrics() -> None:
-    from consumer.router import RouterMetrics
+    from consumer.router.service import RouterMetrics
 
     metrics = RouterMetrics()
     metrics.routed.labels("gpu", "default").inc()
@@ -210,7 +244,9 @@ def test_router_exports_the_listed_metrics() -> None:
         for sample in metric.samples
         if not sample.name.endswith("_created")
     }
-    assert exported == {name: labels for name, labels in {**COUNTERS, **GAUGES}.items() if name.startswith("fwv2_router_")}
+    assert exported == {
+        name: labels for name, labels in {**COUNTERS, **GAUGES}.items() if name.startswith("fwv2_router_")
+    }
 
 
 def test_promtool_check_rules() -> None:
@@ -295,7 +331,7 @@ def test_compose_prometheus_config(rules: list[dict]) -> None:
     assert "rules.yml" in out, "prometheus.yml must load rules.yml"
     config = yaml.safe_load(PROM_CONFIG.read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    assert "fwv2-worker" in jobs, "the rules select job=\"fwv2-worker\""
+    assert "fwv2-worker" in jobs, 'the rules select job="fwv2-worker"'
     job = jobs["fwv2-worker"]
     assert {n for sd in job["dns_sd_configs"] for n in sd["names"]} == {"worker-cpu", "worker-gpu"}
     assert all(sd["port"] == 9400 for sd in job["dns_sd_configs"])
@@ -322,7 +358,9 @@ def test_runbook_has_a_complete_section_per_alert(alerts: list[dict]) -> None:
         assert body, f"docs/RUNBOOK.md has no section ## {alert['alert']}"
         for part in ("**Means.**", "**Impact.**", "**First checks.**", "**Remedies.**"):
             assert part in body, f"{alert['alert']}: section lacks {part}"
-        assert re.search(r"kubectl|kafka-consumer-groups|kcat|curl|docker compose", body), f"{alert['alert']}: no command to run"
+        assert re.search(r"kubectl|kafka-consumer-groups|kcat|curl|docker compose", body), (
+            f"{alert['alert']}: no command to run"
+        )
 
 
 # --- Grafana dashboard -----------------------------------------------------------------------------------------
@@ -349,8 +387,18 @@ def test_dashboard_queries_parse_as_promql(dashboard: dict, tmp_path: Path) -> N
     concrete = [e.replace("$__rate_interval", "5m").replace("$pool", ".*") for e in exprs]
     assert not any("$" in e for e in concrete), "a Grafana variable the test does not know"
     path = tmp_path / "dashboard_queries.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(concrete)]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "dashboard",
+                        "rules": [{"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(concrete)],
+                    }
+                ]
+            }
+        )
+    )
     out = ok(run([_tool("promtool"), "check", "rules", str(path)]))
     assert f"{len(concrete)} rules found" in out
 
@@ -365,7 +413,11 @@ def test_dashboard_has_the_required_panels(dashboard: dict) -> None:
         return "\n".join(t["expr"] for t in panels[title]["targets"])
 
     avg = exprs("Average duration by profile")
-    assert "transcription_duration_seconds_sum" in avg and "transcription_duration_seconds_count" in avg and "by (profile)" in avg
+    assert (
+        "transcription_duration_seconds_sum" in avg
+        and "transcription_duration_seconds_count" in avg
+        and "by (profile)" in avg
+    )
     rps = exprs("Requests per second by profile")
     assert re.search(r"rate\(transcription_duration_seconds_count", rps) and "by (profile)" in rps
     p95 = exprs("P95 latency by profile")
@@ -417,7 +469,11 @@ VALUE_SETS = {
 
 
 def helm_template(*args: str) -> list[dict]:
-    out = ok(run([_tool("helm"), "template", "fwv2", str(CHART), "--namespace", "stt", "--kube-version", KUBE_VERSION, *args]))
+    out = ok(
+        run(
+            [_tool("helm"), "template", "fwv2", str(CHART), "--namespace", "stt", "--kube-version", KUBE_VERSION, *args]
+        )
+    )
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -476,12 +532,15 @@ def test_helm_monitoring_render(renders: dict[str, list[dict]]) -> None:
     assert CRD_KINDS - {"PodMonitor"} <= set(kinds(docs))
     with_pod_monitor = helm_template("--set", "metrics.podMonitor.enabled=true")
     assert [d["kind"] for d in with_pod_monitor if d["kind"] in CRD_KINDS] == ["PodMonitor"]
-    for kind, endpoints, source in (("ServiceMonitor", "endpoints", docs), ("PodMonitor", "podMetricsEndpoints", with_pod_monitor)):
+    for kind, endpoints, source in (
+        ("ServiceMonitor", "endpoints", docs),
+        ("PodMonitor", "podMetricsEndpoints", with_pod_monitor),
+    ):
         (mon,) = by_kind(source, kind)
         (endpoint,) = mon["spec"][endpoints]
         assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
         relabel = {r["targetLabel"]: r for r in endpoint["relabelings"]}
-        assert relabel["job"]["replacement"] == "fwv2-worker", "the rules select job=\"fwv2-worker\""
+        assert relabel["job"]["replacement"] == "fwv2-worker", 'the rules select job="fwv2-worker"'
         assert relabel["pool"]["sourceLabels"] == ["__meta_kubernetes_pod_label_fwv2_pool"]
     # The pool label the relabelling reads is on the pods.
     for dep in by_kind(docs, "Deployment"):
@@ -502,12 +561,19 @@ def test_helm_prometheus_rule_is_the_rules_file(renders: dict[str, list[dict]], 
 
 
 def test_helm_prometheus_rule_overrides(tmp_path: Path) -> None:
-    docs = helm_template("-f", str(CHART / "ci" / "monitoring-values.yaml"),
-                         "--set", "prometheusRule.gpuMemoryLimitBytes=85899345920",
-                         "--set", "prometheusRule.runbookBaseUrl=https://git.example.com/fwv2/-/blob/main/")
+    docs = helm_template(
+        "-f",
+        str(CHART / "ci" / "monitoring-values.yaml"),
+        "--set",
+        "prometheusRule.gpuMemoryLimitBytes=85899345920",
+        "--set",
+        "prometheusRule.runbookBaseUrl=https://git.example.com/fwv2/-/blob/main/",
+    )
     (rule,) = by_kind(docs, "PrometheusRule")
     rendered = {r.get("alert") or r.get("record"): r for g in rule["spec"]["groups"] for r in g["rules"]}
-    source = {r.get("alert") or r.get("record"): r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
+    source = {
+        r.get("alert") or r.get("record"): r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]
+    }
     assert rendered.keys() == source.keys()
     assert rendered["fwv2:gpu_memory_limit_bytes"]["expr"] == "vector(85899345920)"
     for name, r in rendered.items():
@@ -533,7 +599,9 @@ def test_helm_pods_are_locked_down_and_probed(values: str, renders: dict[str, li
     grace = float(config["data"]["SHUTDOWN_GRACE_S"])
     assert not {"S3_ACCESS_KEY", "S3_SECRET_KEY", "KAFKA_SASL_PASSWORD"} & set(config["data"]), "secrets in a ConfigMap"
     # The workers' Deployments (the router's own checks: test_helm_router).
-    deployments = [d for d in by_kind(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
+    deployments = [
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    ]
     assert deployments
     for dep in deployments:
         name = dep["metadata"]["name"]
@@ -584,17 +652,25 @@ def test_helm_gpu_pool(renders: dict[str, list[dict]]) -> None:
     assert env["KAFKA_GROUP_ID"] == "fwv2-gpu" and env["WORKER_POOL"] == "gpu"
     cpu_env = {e["name"]: e.get("value") for e in deps["fwv2-cpu"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert cpu_env["KAFKA_GROUP_ID"] == "fwv2-cpu" and cpu_env["DEVICE"] == "cpu"
-    assert env["KAFKA_INPUT_TOPIC"] != cpu_env["KAFKA_INPUT_TOPIC"], "two groups on one topic would transcribe every event twice"
+    assert env["KAFKA_INPUT_TOPIC"] != cpu_env["KAFKA_INPUT_TOPIC"], (
+        "two groups on one topic would transcribe every event twice"
+    )
     # The models volume, read-only at /models, from the PVC.
     mount = next(m for m in container["volumeMounts"] if m["name"] == "models")
     assert mount["mountPath"] == "/models" and mount["readOnly"] is True
-    assert next(v for v in gpu["volumes"] if v["name"] == "models")["persistentVolumeClaim"]["claimName"] == "fwv2-models"
+    assert (
+        next(v for v in gpu["volumes"] if v["name"] == "models")["persistentVolumeClaim"]["claimName"] == "fwv2-models"
+    )
     # Chart-made Secrets for S3 and SASL, referenced by the pods.
     secrets = {s["metadata"]["name"]: s for s in by_kind(docs, "Secret")}
     assert set(secrets) == {"fwv2-s3", "fwv2-kafka-sasl"}
     env_refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
-    assert env_refs == {"S3_ACCESS_KEY": "fwv2-s3", "S3_SECRET_KEY": "fwv2-s3",
-                        "KAFKA_SASL_USERNAME": "fwv2-kafka-sasl", "KAFKA_SASL_PASSWORD": "fwv2-kafka-sasl"}
+    assert env_refs == {
+        "S3_ACCESS_KEY": "fwv2-s3",
+        "S3_SECRET_KEY": "fwv2-s3",
+        "KAFKA_SASL_USERNAME": "fwv2-kafka-sasl",
+        "KAFKA_SASL_PASSWORD": "fwv2-kafka-sasl",
+    }
     # HPAs never exceed the partitions.
     hpas = {h["metadata"]["name"]: h["spec"] for h in by_kind(docs, "HorizontalPodAutoscaler")}
     assert hpas["fwv2-cpu"]["maxReplicas"] == 6 and hpas["fwv2-cpu"]["metrics"][0]["resource"]["name"] == "cpu"
@@ -605,10 +681,14 @@ def test_helm_gpu_pool(renders: dict[str, list[dict]]) -> None:
 def test_helm_refuses_unsafe_values() -> None:
     assert "s3.accessKey is required" in helm_template_fails("--set", "s3.existingSecret=")
     assert "set by the chart itself" in helm_template_fails("--set", "config.KAFKA_GROUP_ID=other")
-    assert "not both" in helm_template_fails("--set", "pools.cpu.autoscaling.enabled=true", "--set", "pools.cpu.keda.enabled=true")
+    assert "not both" in helm_template_fails(
+        "--set", "pools.cpu.autoscaling.enabled=true", "--set", "pools.cpu.keda.enabled=true"
+    )
     assert "models.existingClaim or models.hostPath" in helm_template_fails("--set", "models.enabled=true")
     assert "kafka.sasl.username is required" in helm_template_fails("--set", "kafka.securityProtocol=SASL_SSL")
-    assert "scraped twice" in helm_template_fails("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true")
+    assert "scraped twice" in helm_template_fails(
+        "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true"
+    )
 
 
 def test_helm_router(renders: dict[str, list[dict]]) -> None:
@@ -633,7 +713,11 @@ def test_helm_router(renders: dict[str, list[dict]]) -> None:
     assert "S3_ACCESS_KEY" not in env, "the router never reads the object store"
     # Each pool reads the topic the router writes for it, and none reads the router's input.
     pool_inputs = {
-        name: next(e["value"] for e in deps[f"fwv2-{name}"]["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "KAFKA_INPUT_TOPIC")
+        name: next(
+            e["value"]
+            for e in deps[f"fwv2-{name}"]["spec"]["template"]["spec"]["containers"][0]["env"]
+            if e["name"] == "KAFKA_INPUT_TOPIC"
+        )
         for name in ("cpu", "gpu")
     }
     assert pool_inputs == {"cpu": value["KAFKA_CPU_TOPIC"], "gpu": value["KAFKA_GPU_TOPIC"]}
@@ -660,7 +744,9 @@ def test_helm_router_refuses_a_pool_on_its_input() -> None:
 
 
 def test_helm_models_hostpath_and_grace() -> None:
-    docs = helm_template("--set", "models.enabled=true", "--set", "models.hostPath=/srv/models", "--set", "shutdownGraceSeconds=120")
+    docs = helm_template(
+        "--set", "models.enabled=true", "--set", "models.hostPath=/srv/models", "--set", "shutdownGraceSeconds=120"
+    )
     (dep,) = by_kind(docs, "Deployment")
     pod = dep["spec"]["template"]["spec"]
     assert next(v for v in pod["volumes"] if v["name"] == "models")["hostPath"]["path"] == "/srv/models"
@@ -708,14 +794,21 @@ def test_compose_resolved_stack() -> None:
         assert svc["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["kafka"]["condition"] == "service_healthy"
-        assert any(v.endswith(":/models:ro") or ":/models:" in v or v.endswith(":/models") for v in map(str, svc["volumes"]))
+        assert any(
+            v.endswith(":/models:ro") or ":/models:" in v or v.endswith(":/models") for v in map(str, svc["volumes"])
+        )
         assert svc["read_only"] is True
         assert "/readyz" in svc["healthcheck"]["test"]
-    assert services["worker-cpu"]["environment"]["KAFKA_INPUT_TOPIC"] != services["worker-gpu"]["environment"]["KAFKA_INPUT_TOPIC"]
+    assert (
+        services["worker-cpu"]["environment"]["KAFKA_INPUT_TOPIC"]
+        != services["worker-gpu"]["environment"]["KAFKA_INPUT_TOPIC"]
+    )
     assert services["worker-gpu"]["environment"]["COMPUTE_TYPE"] == "float16"
     (device,) = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
-    assert services["worker-gpu"]["profiles"] == ["gpu"], "the GPU pool must be opt-in: without a GPU host it cannot start"
+    assert services["worker-gpu"]["profiles"] == ["gpu"], (
+        "the GPU pool must be opt-in: without a GPU host it cannot start"
+    )
     assert services["worker-cpu"]["build"]["dockerfile"] == "docker/Dockerfile.cpu"
     assert services["worker-gpu"]["build"]["dockerfile"] == "docker/Dockerfile.cuda"
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
@@ -735,10 +828,14 @@ def test_compose_resolved_stack() -> None:
 
 def test_compose_router() -> None:
     """The router in front of the pools (docs/ROUTING.md): each pool reads the topic the router fills for it."""
-    services = yaml.safe_load(ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "gpu", "config"], env=compose_env())))["services"]
+    services = yaml.safe_load(
+        ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "gpu", "config"], env=compose_env()))
+    )["services"]
     router = services["router"]
     env = router["environment"]
-    assert router["command"] == ["router"] and router["read_only"] is True and "/readyz" in router["healthcheck"]["test"]
+    assert (
+        router["command"] == ["router"] and router["read_only"] is True and "/readyz" in router["healthcheck"]["test"]
+    )
     assert env["KAFKA_INPUT_TOPIC"] == "audio.references" and env["ROUTER_POOLS"] == "cpu", "CPU only unless asked"
     assert services["worker-cpu"]["environment"]["KAFKA_INPUT_TOPIC"] == env["KAFKA_CPU_TOPIC"]
     assert services["worker-gpu"]["environment"]["KAFKA_INPUT_TOPIC"] == env["KAFKA_GPU_TOPIC"]
@@ -774,8 +871,24 @@ def parse_dockerfile(path: Path) -> list[list[tuple[str, str]]]:
     for line in lines:
         instr, _, rest = line.strip().partition(" ")
         instr = instr.upper()
-        assert instr in {"FROM", "ARG", "ENV", "RUN", "COPY", "WORKDIR", "USER", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT",
-                         "CMD", "LABEL", "STOPSIGNAL", "VOLUME", "ADD", "SHELL"}, f"{path.name}: unknown instruction {instr}"
+        assert instr in {
+            "FROM",
+            "ARG",
+            "ENV",
+            "RUN",
+            "COPY",
+            "WORKDIR",
+            "USER",
+            "EXPOSE",
+            "HEALTHCHECK",
+            "ENTRYPOINT",
+            "CMD",
+            "LABEL",
+            "STOPSIGNAL",
+            "VOLUME",
+            "ADD",
+            "SHELL",
+        }, f"{path.name}: unknown instruction {instr}"
         if instr == "ARG" and not stages:  # global ARGs, usable in FROM lines
             name, _, default = rest.partition("=")
             args[name] = default.strip('"')
@@ -843,11 +956,15 @@ def test_dockerfile(flavor: str) -> None:
                 *sources, _dest = rest.split()
                 for source in sources:
                     assert (ROOT / source).exists(), f"{path.name}: COPY {source} does not exist"
-                    assert source.rstrip("/") in included, f"{path.name}: COPY {source} is excluded by its .dockerignore"
+                    assert source.rstrip("/") in included, (
+                        f"{path.name}: COPY {source} is excluded by its .dockerignore"
+                    )
     # Every package pyproject.toml lists is copied (a missing gateway/ broke `pip install -e .`, issue 14),
     # after the layer that installs the dependencies from the lock, so a code change never reinstalls them.
     text = path.read_text()
-    assert not re.search(r"^#\s*syntax\s*=", text, re.M), f"{path.name}: a syntax line makes BuildKit fetch a frontend from a registry"
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M), (
+        f"{path.name}: a syntax line makes BuildKit fetch a frontend from a registry"
+    )
     build_stage = stages[-2]
     copied = [rest.split()[0].rstrip("/") for name, rest in build_stage if name == "COPY" and "--from=" not in rest]
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
@@ -856,15 +973,19 @@ def test_dockerfile(flavor: str) -> None:
         assert top in copied and top in included, f"{path.name}: package {package} is not copied into the image"
     order = [(name, rest) for name, rest in build_stage if name == "RUN" or (name == "COPY" and "--from=" not in rest)]
     deps = next(i for i, (name, rest) in enumerate(order) if name == "RUN" and "-r /tmp/requirements.txt" in rest)
-    assert all(rest.split()[0] in ("pyproject.toml", "requirements.lock") for name, rest in order[:deps] if name == "COPY")
+    assert all(
+        rest.split()[0] in ("pyproject.toml", "requirements.lock") for name, rest in order[:deps] if name == "COPY"
+    )
     # The two images take the same context: their ignore files agree line for line (comments aside).
     assert _ignore_rules(flavor) == _ignore_rules("cuda" if flavor == "cpu" else "cpu")
-    first_source = min(i for i, (name, rest) in enumerate(order) if name == "COPY" and rest.split()[0].rstrip("/") in packages)
+    first_source = min(
+        i for i, (name, rest) in enumerate(order) if name == "COPY" and rest.split()[0].rstrip("/") in packages
+    )
     assert deps < first_source, f"{path.name}: the source is copied before the dependencies are installed"
 
 
 class _Probe(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status = {"/healthz": 200, "/readyz": 503}.get(self.path, 404)
         body = json.dumps({"ok": status == 200}).encode()
         self.send_response(status)

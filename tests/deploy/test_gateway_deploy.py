@@ -94,9 +94,11 @@ def test_compose_runs_the_gateway() -> None:
     env = gateway["environment"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092" and env["S3_ENDPOINT"] == "minio:9000"
     assert env["KAFKA_INPUT_TOPIC"] == "audio.references", "where producers write (the router's input when it runs)"
-    assert env["S3_ACCESS_KEY"] != services["worker-cpu"]["environment"]["S3_ACCESS_KEY"], "the workers' user is read-only"
+    assert env["S3_ACCESS_KEY"] != services["worker-cpu"]["environment"]["S3_ACCESS_KEY"], (
+        "the workers' user is read-only"
+    )
     assert "/readyz" in " ".join(gateway["healthcheck"]["test"])
     assert gateway["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
     assert gateway["read_only"] is True
     init = " ".join(services["minio-init"]["command"])
-    assert "readwrite --user \"$$GATEWAY_ACCESS_KEY\"" in init or "readwrite --user \"$GATEWAY_ACCESS_KEY\"" in init
+    assert 'readwrite --user "$$GATEWAY_ACCESS_KEY"' in init or 'readwrite --user "$GATEWAY_ACCESS_KEY"' in init

@@ -286,12 +286,21 @@ CONTENTION = (
     ("diarize alone", {"mode": "alone", "threads": 2}),
     ("diarize alone", {"mode": "alone", "threads": 1}),
     ("after whisper, same process (torch imported first)", {"mode": "after_whisper", "threads": 2}),
-    ("after whisper, same process, ctranslate2 imported first", {"mode": "after_whisper", "threads": 2, "ct2_first": True}),
+    (
+        "after whisper, same process, ctranslate2 imported first",
+        {"mode": "after_whisper", "threads": 2, "ct2_first": True},
+    ),
     ("after whisper, same process, torch 1 thread", {"mode": "after_whisper", "threads": 1}),
     ("beside whisper (thread), torch 1 thread, whisper 2", {"mode": "beside_whisper", "threads": 1}),
-    ("beside whisper (thread), torch 1 thread, whisper 1", {"mode": "beside_whisper", "threads": 1, "whisper_threads": 1}),
+    (
+        "beside whisper (thread), torch 1 thread, whisper 1",
+        {"mode": "beside_whisper", "threads": 1, "whisper_threads": 1},
+    ),
     ("beside whisper, separate process, torch 1 thread, whisper 2", {"mode": "process", "threads": 1}),
-    ("beside whisper, separate process, torch 1 thread, whisper 1", {"mode": "process", "threads": 1, "whisper_threads": 1}),
+    (
+        "beside whisper, separate process, torch 1 thread, whisper 1",
+        {"mode": "process", "threads": 1, "whisper_threads": 1},
+    ),
 )
 
 
@@ -393,8 +402,8 @@ def words(args: argparse.Namespace) -> None:
 
     import jiwer
 
-    from consumer.runner import build_pipeline
-    from consumer.settings import Settings
+    from consumer.plumbing.settings import Settings
+    from consumer.worker.runner import build_pipeline
     from pipeline.types import DiarizationMode, Granularity, TranscriptionRequest
     from tests.diarization.clips import CLIPS
 
@@ -405,7 +414,9 @@ def words(args: argparse.Namespace) -> None:
         diarization=DiarizationMode.ALWAYS,
     )
     print(f"<!-- {_load()} step {args.steps[0]}, whisper threads {pipeline.config.cpu_threads} -->")
-    print("| clip | audio s | speakers (ref / found) | words scored | words with the right speaker | WER | wall s | x real time |")
+    print(
+        "| clip | audio s | speakers (ref / found) | words scored | words with the right speaker | WER | wall s | x real time |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.clips:
         clip = CLIPS[name]()
@@ -454,9 +465,14 @@ def main() -> None:
     }[args.what]
     args.clips = args.clips or defaults[0]
     args.steps = args.steps or defaults[1]
-    {"quality": quality, "robustness": robustness, "speed": speed, "contention": contention, "words": words, "embedding": embedding}[
-        args.what
-    ](args)
+    {
+        "quality": quality,
+        "robustness": robustness,
+        "speed": speed,
+        "contention": contention,
+        "words": words,
+        "embedding": embedding,
+    }[args.what](args)
 
 
 if __name__ == "__main__":

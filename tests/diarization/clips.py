@@ -142,10 +142,7 @@ def single_speaker_pieces(clip: Clip, min_s: float = 0.4) -> dict[str, list[np.n
             if o.speaker == t.speaker:
                 continue
             cuts = [
-                part
-                for s, e in cuts
-                for part in ((s, min(e, o.start)), (max(s, o.end), e))
-                if part[1] - part[0] > 0
+                part for s, e in cuts for part in ((s, min(e, o.start)), (max(s, o.end), e)) if part[1] - part[0] > 0
             ]
         for s, e in cuts:
             if e - s >= min_s:

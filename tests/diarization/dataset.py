@@ -620,7 +620,9 @@ def _layout(utts: list[_Utt], spec: Spec, rng: np.random.Generator) -> tuple[np.
     if spec.noise:
         samples += rng.normal(0.0, spec.noise, len(samples)).astype(np.float32)
     turns = tuple(
-        RefTurn(s / SAMPLE_RATE, (s + len(u.audio)) / SAMPLE_RATE, u.speaker.label, u.speaker.voice, u.text, u.backchannel)
+        RefTurn(
+            s / SAMPLE_RATE, (s + len(u.audio)) / SAMPLE_RATE, u.speaker.label, u.speaker.voice, u.text, u.backchannel
+        )
         for s, u in zip(starts, utts, strict=True)
     )
     return samples, turns
@@ -722,7 +724,9 @@ def _overlap(record: Record) -> bool:
 
 def _varied_pauses(record: Record) -> bool:
     short = [g for g in _gaps(record) if g < LONG_SILENCE_S[0]]
-    return bool(short) and min(short) >= PAUSE_S[0] - 1e-3 and max(short) <= PAUSE_S[1] and max(short) - min(short) >= 0.5
+    return (
+        bool(short) and min(short) >= PAUSE_S[0] - 1e-3 and max(short) <= PAUSE_S[1] and max(short) - min(short) >= 0.5
+    )
 
 
 def _long_silence(record: Record) -> bool:
@@ -860,7 +864,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     build_cmd = commands.add_parser("build", help="build (or load) a split and print its clips")
     build_cmd.add_argument("--split", choices=[*SPLITS, "all"], default="all")
-    build_cmd.add_argument("--folder", type=Path, default=None, help=f"instead of {ROOT}; the split goes in DIR/<split>/")
+    build_cmd.add_argument(
+        "--folder", type=Path, default=None, help=f"instead of {ROOT}; the split goes in DIR/<split>/"
+    )
     args = parser.parse_args(argv)
     for split in SPLITS if args.split == "all" else (args.split,):
         print(f"{split}: {split_folder(split, args.folder)}")

@@ -210,7 +210,9 @@ def separation_table() -> None:
 
     campp, ge2e = _campp(), GE2E()
     print(cpu_line())
-    print("| clip | speakers | CAM++ within max | CAM++ across min | ratio | GE2E within max | GE2E across min | ratio | closest pair (GE2E) |")
+    print(
+        "| clip | speakers | CAM++ within max | CAM++ across min | ratio | GE2E within max | GE2E across min | ratio | closest pair (GE2E) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for clip, voices in _clips_with_voices():
         names, cam, ge = [], [], []

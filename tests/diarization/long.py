@@ -5,7 +5,7 @@
     .venv/bin/python -m tests.diarization.long silence                           # 600 s of digital silence
 
 ``run`` and ``silence`` run the stage's own ``Pipeline`` as a worker builds it
-(``consumer.runner.build_pipeline``, the settings' defaults with ``ENABLE_DIARIZATION=true``, profile
+(``consumer.worker.runner.build_pipeline``, the settings' defaults with ``ENABLE_DIARIZATION=true``, profile
 whisper-1-fast, word and speaker granularity) in a process that imports nothing else (the clip is
 made beforehand by ``make``, which needs pyannote for sample.wav), and print the steps' seconds and
 the process's peak RSS (``ru_maxrss``: models, the file's bytes and its decoded samples included).
@@ -36,8 +36,8 @@ def _wav(samples: np.ndarray) -> bytes:
 
 
 def main() -> None:
-    from consumer.runner import build_pipeline
-    from consumer.settings import Settings
+    from consumer.plumbing.settings import Settings
+    from consumer.worker.runner import build_pipeline
     from pipeline.types import DiarizationMode, Granularity, TranscriptionRequest
     from tests.diarization.tune import cpu_line
 

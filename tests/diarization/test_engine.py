@@ -28,7 +28,7 @@ from pipeline.diarization.campplus import FBANK_BINS, CAMPlusPlus, load_campplus
 from pipeline.diarization.embedding import CamPlusPlusEmbedding, fbank
 from pipeline.diarization.onnx import EXPORT_TOLERANCE, OnnxCamPlusPlus, export, onnx_path
 from pipeline.diarization.speech import FRAME, MARGIN_S
-from tests.diarization.clips import ESPEAK_VOICES, SAMPLE_RATE, SENTENCES, Clip, espeak, single_speaker_pieces, sample
+from tests.diarization.clips import ESPEAK_VOICES, SAMPLE_RATE, SENTENCES, Clip, espeak, sample, single_speaker_pieces
 
 # Bounds from docs/DIARIZATION.md: with pyannote's clustering (step 0.2, threshold 0.7) sample.wav
 # measured 7.1 % (collar 0) and 0.2 % (collar 0.5 s), and every step from 0.1 to 0.5 stayed within
@@ -95,7 +95,9 @@ def campplus() -> CamPlusPlusEmbedding:
 def test_campplus_tells_the_two_real_speakers_apart(campplus: CamPlusPlusEmbedding, clip: Clip) -> None:
     pieces = {k: [p for p in v if len(p) >= SAMPLE_RATE] for k, v in single_speaker_pieces(clip).items()}
     with torch.inference_mode():
-        embeddings = {k: [campplus.embed_features(fbank(torch.from_numpy(p))).numpy() for p in v] for k, v in pieces.items()}
+        embeddings = {
+            k: [campplus.embed_features(fbank(torch.from_numpy(p))).numpy() for p in v] for k, v in pieces.items()
+        }
     same, different = _cosines(embeddings)
     # Measured: same speaker 0.65 mean, different 0.32 (telephone speech, 1-4 s stretches).
     assert np.mean(same) > np.mean(different) + 0.2, (same, different)

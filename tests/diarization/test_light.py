@@ -44,8 +44,8 @@ def turns(light: LightDiarizer, clip: Clip) -> tuple[SpeakerTurn, ...]:
 def test_a_cpu_worker_diarizes_without_importing_torch_or_pyannote() -> None:
     code = (
         "import sys, json\n"
-        "from consumer.settings import Settings\n"
-        "from consumer.runner import build_pipeline\n"
+        "from consumer.plumbing.settings import Settings\n"
+        "from consumer.worker.runner import build_pipeline\n"
         "p = build_pipeline(Settings(enable_diarization=True, device='cpu'))\n"
         "print(json.dumps([type(p.diarizer).__name__, sorted(m for m in ('torch', 'pyannote.audio', 'lightning') if m in sys.modules)]))\n"
     )

@@ -124,8 +124,10 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
     diarizer = make_diarizer(config)  # the engine a worker would run with these settings
     diarizer.warm_up()
     print(cpu_line())
-    print(f"settings: {type(diarizer).__name__}, clustering {config.clustering}, runtime {diarizer.embedding_runtime}, step {config.segmentation_step}, threshold {config.threshold}, min cluster {config.min_cluster_size}, "
-          f"min train {config.min_train_s} s, spectral weight {config.spectral_weight}, min active {config.min_active_ratio}")
+    print(
+        f"settings: {type(diarizer).__name__}, clustering {config.clustering}, runtime {diarizer.embedding_runtime}, step {config.segmentation_step}, threshold {config.threshold}, min cluster {config.min_cluster_size}, "
+        f"min train {config.min_train_s} s, spectral weight {config.spectral_weight}, min active {config.min_active_ratio}"
+    )
     print("| clip | audio s | speakers (ref) | found | DER collar 0 | DER collar 0.25 s | diarize s | x real time |")
     print("|---|---|---|---|---|---|---|---|")
     exact, ders, total_audio, total_s = 0, [], 0.0, 0.0
@@ -140,10 +142,15 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
             ders.append(d25)
         total_audio += clip.duration
         total_s += took
-        print(f"| {clip.name} | {clip.duration:.1f} | {len(clip.speakers)} | {found} | {d0:.1%} | {d25:.1%} | {took:.2f} | {clip.duration / took:.0f} |", flush=True)
-    print(f"\nspeaker count exact on {exact}/{len(clips)} clips; mean DER (collar 0.25 s) of synthetic clips "
-          f"{statistics.mean(ders):.1%} (max {max(ders):.1%}); {total_audio:.0f} s of audio in {total_s:.1f} s "
-          f"({total_audio / total_s:.0f}x real time)")
+        print(
+            f"| {clip.name} | {clip.duration:.1f} | {len(clip.speakers)} | {found} | {d0:.1%} | {d25:.1%} | {took:.2f} | {clip.duration / took:.0f} |",
+            flush=True,
+        )
+    print(
+        f"\nspeaker count exact on {exact}/{len(clips)} clips; mean DER (collar 0.25 s) of synthetic clips "
+        f"{statistics.mean(ders):.1%} (max {max(ders):.1%}); {total_audio:.0f} s of audio in {total_s:.1f} s "
+        f"({total_audio / total_s:.0f}x real time)"
+    )
 
 
 def words(split: str) -> None:
@@ -151,8 +158,8 @@ def words(split: str) -> None:
     import io
     import wave
 
-    from consumer.runner import build_pipeline
-    from consumer.settings import Settings
+    from consumer.plumbing.settings import Settings
+    from consumer.worker.runner import build_pipeline
     from pipeline.types import DiarizationMode, Granularity, TranscriptionRequest
 
     pipeline = build_pipeline(Settings(enable_diarization=True))
@@ -187,7 +194,10 @@ def words(split: str) -> None:
             votes[found][ref] += 1
         best = {found: max(v, key=v.__getitem__) for found, v in votes.items()}
         right = sum(best[found] == ref for found, ref in pairs) / max(1, len(pairs))
-        print(f"| {clip.name} | {len(clip.speakers)} / {len(out.speakers)} | {len(pairs)} | {right:.1%} | {clip.duration / took:.1f} |", flush=True)
+        print(
+            f"| {clip.name} | {len(clip.speakers)} / {len(out.speakers)} | {len(pairs)} | {right:.1%} | {clip.duration / took:.1f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -195,10 +205,18 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grid")
     g.add_argument("--split", default="tune")
-    g.add_argument("--with-dev", action="store_true", help="also the dev calls sample4 and mix4 (tests/diarization/clips.py)")
+    g.add_argument(
+        "--with-dev", action="store_true", help="also the dev calls sample4 and mix4 (tests/diarization/clips.py)"
+    )
     g.add_argument("--thresholds", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55])
     g.add_argument("--train", type=float, nargs="+", default=[1.0, 1.5, 2.0])
-    g.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1], help="spectral_weight: the spectral-envelope distance beside CAM++'s")
+    g.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.1],
+        help="spectral_weight: the spectral-envelope distance beside CAM++'s",
+    )
     w = sub.add_parser("words")
     w.add_argument("--split", default="heldout")
     r = sub.add_parser("report")

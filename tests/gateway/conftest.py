@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 from openai import AsyncOpenAI
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 from gateway.server import serve_in_thread
 from pipeline.stage import Pipeline
 from tests.integration.conftest import (  # noqa: F401 - fixtures, used by name

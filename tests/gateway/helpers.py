@@ -11,17 +11,19 @@ from typing import Any
 import httpx2 as httpx
 from aiokafka import TopicPartition
 
-from consumer.client import partitions_for
-from consumer.kafka import make_consumer, start_consumer
-from consumer.settings import Settings
+from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
+from consumer.plumbing.settings import Settings
 from gateway.submit import make_storage
 
 
 def objects_under(settings: Settings) -> list[str]:
     """Keys under the gateway's upload prefix: complete objects and unfinished multipart uploads alike."""
     storage = make_storage(settings)
-    keys = [o.object_name for o in storage.list_objects(settings.s3_bucket, prefix=settings.gateway_upload_prefix, recursive=True)]
-    uploads = storage._list_multipart_uploads(settings.s3_bucket, prefix=settings.gateway_upload_prefix)  # noqa: SLF001
+    keys = [
+        o.object_name
+        for o in storage.list_objects(settings.s3_bucket, prefix=settings.gateway_upload_prefix, recursive=True)
+    ]
+    uploads = storage._list_multipart_uploads(settings.s3_bucket, prefix=settings.gateway_upload_prefix)
     return keys + [f"(unfinished) {u.object_name}" for u in uploads.uploads]
 
 
@@ -30,7 +32,10 @@ async def input_records(settings: Settings) -> int:
     consumer = make_consumer(settings, group_id=None)
     await start_consumer(consumer)
     try:
-        parts = [TopicPartition(settings.kafka_input_topic, p) for p in await partitions_for(consumer, settings.kafka_input_topic)]
+        parts = [
+            TopicPartition(settings.kafka_input_topic, p)
+            for p in await partitions_for(consumer, settings.kafka_input_topic)
+        ]
         return sum((await consumer.end_offsets(parts)).values())
     finally:
         await consumer.stop()
@@ -38,10 +43,17 @@ async def input_records(settings: Settings) -> int:
 
 def png_bytes() -> bytes:
     """A real 1x1 PNG: a picture, not audio."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def post_form(url: str, fields: list[tuple[str, Any]], **kwargs: Any) -> httpx.Response:

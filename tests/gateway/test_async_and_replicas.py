@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.samples import SAMPLES
-from consumer.settings import Settings
+from consumer.dev.samples import SAMPLES
+from consumer.plumbing.settings import Settings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.gateway.helpers import assert_openai_error, poll, post_form
@@ -26,8 +26,14 @@ async def test_a_slow_answer_is_504_with_the_id_and_can_be_fetched_later(
     clip = SAMPLES[0]
     async with running_gateway(s) as url:
         # No worker yet: nothing can answer within the second.
-        answer = await post_form(url, [("model", (None, "whisper-1")), ("response_format", (None, "srt")),
-                                       ("file", (f"{clip.name}.wav", samples[clip.name].read_bytes(), "audio/wav"))])
+        answer = await post_form(
+            url,
+            [
+                ("model", (None, "whisper-1")),
+                ("response_format", (None, "srt")),
+                ("file", (f"{clip.name}.wav", samples[clip.name].read_bytes(), "audio/wav")),
+            ],
+        )
         error = assert_openai_error(answer, 504, "timeout")
         event_id = error["event_id"]
         assert event_id == answer.headers["x-event-id"] and event_id in error["message"]
@@ -49,12 +55,20 @@ async def test_async_mode_and_a_second_replica_that_sees_every_result(
     s = settings.model_copy(update={"gateway_request_timeout_s": 120.0})
     async with running_worker(s, pipeline), running_gateway(s) as a, running_gateway(s) as b:
         # Async by header (RFC 7240 Prefer) and by form field.
-        by_header = await post_form(a, [("model", (None, "whisper-1")),
-                                        ("file", ("w.wav", samples["weather"].read_bytes(), "audio/wav"))],
-                                    headers={"Prefer": "respond-async"})
-        by_field = await post_form(b, [("file", ("l.mp3", samples["library"].read_bytes(), "audio/mpeg")),
-                                       ("model", (None, "whisper-1")), ("async", (None, "true")),
-                                       ("response_format", (None, "text"))])
+        by_header = await post_form(
+            a,
+            [("model", (None, "whisper-1")), ("file", ("w.wav", samples["weather"].read_bytes(), "audio/wav"))],
+            headers={"Prefer": "respond-async"},
+        )
+        by_field = await post_form(
+            b,
+            [
+                ("file", ("l.mp3", samples["library"].read_bytes(), "audio/mpeg")),
+                ("model", (None, "whisper-1")),
+                ("async", (None, "true")),
+                ("response_format", (None, "text")),
+            ],
+        )
         for accepted in (by_header, by_field):
             assert accepted.status_code == 202, accepted.text
             body = accepted.json()
@@ -70,10 +84,13 @@ async def test_async_mode_and_a_second_replica_that_sees_every_result(
         # Synchronous requests on both replicas at once: each waiting request is served by its own.
         clients = [openai_client(a), openai_client(b)]
         try:
-            answers = await asyncio.gather(*(
-                c.audio.transcriptions.create(file=samples[clip.name].open("rb"), model="whisper-1-fast")
-                for c in clients for clip in SAMPLES[2:]
-            ))
+            answers = await asyncio.gather(
+                *(
+                    c.audio.transcriptions.create(file=samples[clip.name].open("rb"), model="whisper-1-fast")
+                    for c in clients
+                    for clip in SAMPLES[2:]
+                )
+            )
         finally:
             for c in clients:
                 await c.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import running_gateway
 from tests.gateway.helpers import assert_openai_error, input_records, objects_under, png_bytes, post_form
@@ -22,11 +22,13 @@ LIMIT = 1_000_000  # MAX_OBJECT_BYTES for these tests: the sample clips (under 4
 
 @pytest.fixture
 def small(settings: Settings) -> Settings:
-    return settings.model_copy(update={
-        "max_object_bytes": LIMIT,
-        "gateway_upload_prefix": f"gateway-test-{uuid.uuid4().hex[:8]}/",
-        "gateway_request_timeout_s": 120.0,
-    })
+    return settings.model_copy(
+        update={
+            "max_object_bytes": LIMIT,
+            "gateway_upload_prefix": f"gateway-test-{uuid.uuid4().hex[:8]}/",
+            "gateway_request_timeout_s": 120.0,
+        }
+    )
 
 
 async def test_refused_before_anything_is_uploaded(small: Settings, samples: dict[str, Path]) -> None:
@@ -46,14 +48,23 @@ async def test_refused_before_anything_is_uploaded(small: Settings, samples: dic
         assert_openai_error(answer, 400, "missing_required_parameter", "file")
         answer = await post_form(url, [("file", ("a.wav", audio, "audio/wav"))])
         assert_openai_error(answer, 400, "missing_required_parameter", "model")
-        answer = await post_form(url, [("model", (None, "whisper-1")), ("response_format", (None, "docx")),
-                                       ("file", ("a.wav", audio, "audio/wav"))])
+        answer = await post_form(
+            url,
+            [
+                ("model", (None, "whisper-1")),
+                ("response_format", (None, "docx")),
+                ("file", ("a.wav", audio, "audio/wav")),
+            ],
+        )
         assert_openai_error(answer, 400, "invalid_value", "response_format")
-        answer = await post_form(url, [("model", (None, "whisper-1")), ("language", (None, "klingon")),
-                                       ("file", ("a.wav", audio, "audio/wav"))])
+        answer = await post_form(
+            url,
+            [("model", (None, "whisper-1")), ("language", (None, "klingon")), ("file", ("a.wav", audio, "audio/wav"))],
+        )
         assert_openai_error(answer, 400, "invalid_value", "language")
-        answer = await post_form(url, [("model", (None, "whisper-1")), ("temperature", (None, "7")),
-                                       ("file", ("a.wav", audio, "audio/wav"))])
+        answer = await post_form(
+            url, [("model", (None, "whisper-1")), ("temperature", (None, "7")), ("file", ("a.wav", audio, "audio/wav"))]
+        )
         assert_openai_error(answer, 400, "invalid_value", "temperature")
     assert objects_under(small) == []
     assert await input_records(small) == 0
@@ -62,7 +73,9 @@ async def test_refused_before_anything_is_uploaded(small: Settings, samples: dic
 async def test_a_png_is_415_from_the_workers_dead_letter(small: Settings, pipeline: Pipeline) -> None:
     # No sniffing in the gateway: the worker's decoder is the one authority on what is audio.
     async with running_worker(small, pipeline), running_gateway(small) as url:
-        answer = await post_form(url, [("file", ("picture.wav", png_bytes(), "audio/wav")), ("model", (None, "whisper-1-fast"))])
+        answer = await post_form(
+            url, [("file", ("picture.wav", png_bytes(), "audio/wav")), ("model", (None, "whisper-1-fast"))]
+        )
     error = assert_openai_error(answer, 415, "undecodable_audio", "file")
     assert error["event_id"] == answer.headers["x-event-id"]
 
@@ -91,19 +104,25 @@ async def test_a_client_gone_mid_upload_leaves_nothing_and_the_gateway_serves_on
         for _ in range(3):
             reader, writer = await asyncio.open_connection(host, int(port))
             boundary = "cut-short"
-            head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
-                    f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-                    "Content-Type: audio/wav\r\n\r\n").encode()
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                "Content-Type: audio/wav\r\n\r\n"
+            ).encode()
             writer.write(
                 f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {host}\r\nContent-Length: 150000\r\n"
-                f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode() + head + bytes(100_000)
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+                + head
+                + bytes(100_000)
             )
             await writer.drain()
             writer.close()  # gone, 50 kB short of what it announced
         await asyncio.sleep(1)
         assert objects_under(small) == []
         assert await input_records(small) == 0
-        answer = await post_form(url, [("model", (None, "whisper-1")), ("file", ("w.wav", samples["weather"].read_bytes(), "audio/wav"))])
+        answer = await post_form(
+            url, [("model", (None, "whisper-1")), ("file", ("w.wav", samples["weather"].read_bytes(), "audio/wav"))]
+        )
         assert answer.status_code == 200, answer.text
         assert "weather" in answer.json()["text"].lower()
     assert len(objects_under(small)) == 1
@@ -117,11 +136,13 @@ async def chunked_post(url: str, fields: list[tuple[str, bytes]], file: tuple[st
 
     async def body() -> AsyncIterator[bytes]:
         for name, value in fields:
-            yield f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode() + value + b"\r\n"
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file[0]}\"\r\n"
-               "Content-Type: audio/wav\r\n\r\n").encode()
+            yield f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file[0]}"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
         for i in range(0, len(file[1]), 65536):
-            yield file[1][i:i + 65536]
+            yield file[1][i : i + 65536]
         yield f"\r\n--{boundary}--\r\n".encode()
 
     async with httpx.AsyncClient(timeout=60) as client:

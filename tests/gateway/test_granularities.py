@@ -15,8 +15,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from consumer.samples import SAMPLES
-from consumer.settings import Settings
+from consumer.dev.samples import SAMPLES
+from consumer.plumbing.settings import Settings
 from tests.gateway.conftest import Served, running_gateway
 from tests.gateway.helpers import input_records, objects_under
 from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
@@ -33,12 +33,14 @@ def sync_client(url: str) -> OpenAI:
 
 def seed_call(client: OpenAI, audio_path: Path, granularities: Any) -> Any:
     with audio_path.open("rb") as audio_file:
-        return client.audio.transcriptions.create(model="whisper-1-quality", file=audio_file, response_format="json",
-                                                  timestamp_granularities=granularities)
+        return client.audio.transcriptions.create(
+            model="whisper-1-quality", file=audio_file, response_format="json", timestamp_granularities=granularities
+        )
 
 
-@pytest.mark.parametrize("granularities", ["word,speaker", ["word", "speaker"], "segment"],
-                         ids=["comma-string", "list", "segment"])
+@pytest.mark.parametrize(
+    "granularities", ["word,speaker", ["word", "speaker"], "segment"], ids=["comma-string", "list", "segment"]
+)
 async def test_the_guides_call_works(served: Served, samples: dict[str, Path], granularities: Any) -> None:
     client = sync_client(served.url)
     try:
@@ -53,7 +55,9 @@ async def test_the_guides_call_works(served: Served, samples: dict[str, Path], g
 async def test_word_and_speaker_as_one_string_shape_verbose_json(served: Served, samples: dict[str, Path]) -> None:
     with samples[CLIP.name].open("rb") as f:
         raw = await served.client.audio.transcriptions.with_raw_response.create(
-            model="whisper-1-quality", file=f, response_format="verbose_json",
+            model="whisper-1-quality",
+            file=f,
+            response_format="verbose_json",
             timestamp_granularities="word,speaker",  # type: ignore[arg-type]
         )
     body = raw.http_response.json()
@@ -62,9 +66,11 @@ async def test_word_and_speaker_as_one_string_shape_verbose_json(served: Served,
     assert "speakers" not in body and all("speaker" not in w for w in body["words"]), body
 
 
-BAD = [("word,,", "empty item in timestamp granularities 'word,,'"),
-       ("word,bogus", "unknown timestamp granularity 'bogus' in 'word,bogus'"),
-       (["word", "bogus"], "unknown timestamp granularity 'bogus'")]
+BAD = [
+    ("word,,", "empty item in timestamp granularities 'word,,'"),
+    ("word,bogus", "unknown timestamp granularity 'bogus' in 'word,bogus'"),
+    (["word", "bogus"], "unknown timestamp granularity 'bogus'"),
+]
 
 
 async def test_a_bad_granularity_is_400_naming_it(settings: Settings, samples: dict[str, Path]) -> None:
@@ -79,8 +85,9 @@ async def test_a_bad_granularity_is_400_naming_it(settings: Settings, samples: d
                 assert refused.value.status_code == 400 and isinstance(error, dict), error
                 assert message in error["message"] and "valid: segment, word, speaker" in error["message"], error
                 assert error["code"] == "invalid_value", error
-                assert error["param"] == ("timestamp_granularities[]" if isinstance(granularities, list)
-                                          else "timestamp_granularities"), error
+                assert error["param"] == (
+                    "timestamp_granularities[]" if isinstance(granularities, list) else "timestamp_granularities"
+                ), error
         finally:
             client.close()
     # Refused while the form was read: nothing uploaded, nothing published.

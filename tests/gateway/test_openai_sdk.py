@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.samples import SAMPLES
+from consumer.dev.samples import SAMPLES
 from tests.gateway.conftest import Served
 from tests.integration.test_end_to_end import MAX_CLIP_WER, MAX_SET_WER, wer
 
@@ -36,7 +36,9 @@ async def test_every_clip_in_every_format(served: Served, samples: dict[str, Pat
     async def one(clip_name: str, fmt: str) -> object:
         with samples[clip_name].open("rb") as f:
             if fmt == "verbose_json":
-                return await audio.create(file=f, model=MODEL, response_format=fmt, timestamp_granularities=["word", "segment"])
+                return await audio.create(
+                    file=f, model=MODEL, response_format=fmt, timestamp_granularities=["word", "segment"]
+                )
             return await audio.create(file=f, model=MODEL, response_format=fmt)
 
     formats = ("json", "text", "srt", "vtt", "verbose_json")
@@ -87,7 +89,12 @@ async def test_temperature_and_prompt_are_accepted(served: Served, samples: dict
     clip = SAMPLES[0]
     with samples[clip.name].open("rb") as f:
         raw = await served.client.audio.transcriptions.with_raw_response.create(
-            file=f, model=MODEL, temperature=0.2, prompt="Weather report.", language="en", response_format="verbose_json"
+            file=f,
+            model=MODEL,
+            temperature=0.2,
+            prompt="Weather report.",
+            language="en",
+            response_format="verbose_json",
         )
     body = json.loads(raw.http_response.text)
     assert raw.http_response.headers["x-event-id"].startswith("gw-")

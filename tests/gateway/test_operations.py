@@ -14,8 +14,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from consumer.samples import SAMPLES
-from consumer.settings import Settings
+from consumer.dev.samples import SAMPLES
+from consumer.plumbing.settings import Settings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.integration.conftest import running_worker
@@ -70,9 +70,15 @@ async def test_the_seed_curl_command_against_fwv2_gateway(
     settings: Settings, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     port = free_port()
-    env = {**os.environ, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "LOG_FORMAT": "console",
-           "KAFKA_INPUT_TOPIC": settings.kafka_input_topic, "KAFKA_OUTPUT_TOPIC": settings.kafka_output_topic,
-           "KAFKA_DEAD_LETTER_TOPIC": settings.kafka_dead_letter_topic}
+    env = {
+        **os.environ,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "LOG_FORMAT": "console",
+        "KAFKA_INPUT_TOPIC": settings.kafka_input_topic,
+        "KAFKA_OUTPUT_TOPIC": settings.kafka_output_topic,
+        "KAFKA_DEAD_LETTER_TOPIC": settings.kafka_dead_letter_topic,
+    }
     gateway = subprocess.Popen([sys.executable, "-m", "consumer.cli", "gateway"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -88,14 +94,28 @@ async def test_the_seed_curl_command_against_fwv2_gateway(
         clip = SAMPLES[1]
         async with running_worker(settings, pipeline):
             curl = await asyncio.create_subprocess_exec(
-                "curl", "-sS", "-F", f"file=@{samples[clip.name]}", "-F", "model=whisper-1-fast",
-                f"{url}/v1/audio/transcriptions", stdout=asyncio.subprocess.PIPE,
+                "curl",
+                "-sS",
+                "-F",
+                f"file=@{samples[clip.name]}",
+                "-F",
+                "model=whisper-1-fast",
+                f"{url}/v1/audio/transcriptions",
+                stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await asyncio.wait_for(curl.communicate(), 120)
             assert curl.returncode == 0
             srt = await asyncio.create_subprocess_exec(
-                "curl", "-sS", "-F", f"file=@{samples[clip.name]}", "-F", "model=whisper-1",
-                "-F", "response_format=srt", f"{url}/v1/audio/transcriptions", stdout=asyncio.subprocess.PIPE,
+                "curl",
+                "-sS",
+                "-F",
+                f"file=@{samples[clip.name]}",
+                "-F",
+                "model=whisper-1",
+                "-F",
+                "response_format=srt",
+                f"{url}/v1/audio/transcriptions",
+                stdout=asyncio.subprocess.PIPE,
             )
             subtitles, _ = await asyncio.wait_for(srt.communicate(), 120)
         # Greedy whisper-1-fast errs a little more than the default profile the bound was measured on.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.runner import build_pipeline
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
+from consumer.worker.runner import build_pipeline
 from tests.diarization.clips import sample4, write_wav
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.gateway.helpers import poll
@@ -30,7 +30,9 @@ async def test_a_long_call_comes_back_with_speakers(settings: Settings, tmp_path
         try:
             with call.open("rb") as f:
                 raw = await client.audio.transcriptions.with_raw_response.create(
-                    file=f, model="whisper-1-fast", response_format="verbose_json",
+                    file=f,
+                    model="whisper-1-fast",
+                    response_format="verbose_json",
                     timestamp_granularities=["word", "speaker"],  # type: ignore[list-item]
                 )
         finally:

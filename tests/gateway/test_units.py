@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from consumer.client import Result
+from consumer.contract.results import Result
 from gateway.errors import ApiError, from_dead_letter
 from gateway.form import read_form
 from gateway.request import build_form, check_field
@@ -27,13 +27,17 @@ def body(*parts: tuple[str, bytes, str | None]) -> bytes:
 
 async def chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):  # small chunks: boundaries and headers split across reads
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 async def test_fields_and_file_arrive_in_small_chunks() -> None:
     audio = bytes(range(256)) * 50
-    data = body(("model", b"whisper-1", None), ("timestamp_granularities[]", b"word", None),
-                ("file", audio, "a b/../c.wav"), ("response_format", b"srt", None))
+    data = body(
+        ("model", b"whisper-1", None),
+        ("timestamp_granularities[]", b"word", None),
+        ("file", audio, "a b/../c.wav"),
+        ("response_format", b"srt", None),
+    )
     seen: list[str] = []
     form = await read_form(CONTENT_TYPE, chunks(data), max_file_bytes=len(audio), on_field=lambda n, v: seen.append(n))
     assert seen == ["model", "timestamp_granularities[]", "response_format"]
@@ -55,7 +59,7 @@ async def test_one_byte_over_the_limit_is_413() -> None:
 
 async def test_an_unknown_model_stops_the_read_at_the_field() -> None:
     async def stream() -> AsyncIterator[bytes]:
-        yield body(("model", b"gpt-4o", None))[:-len(f"--{BOUNDARY}--\r\n")]
+        yield body(("model", b"gpt-4o", None))[: -len(f"--{BOUNDARY}--\r\n")]
         yield b"--" + BOUNDARY.encode() + b"--\r\n"  # the rest is drained, not parsed
 
     with pytest.raises(ApiError) as refused:
@@ -66,8 +70,11 @@ async def test_an_unknown_model_stops_the_read_at_the_field() -> None:
 
 @pytest.mark.parametrize(
     ("content_type", "data"),
-    [("application/json", b"{}"), (CONTENT_TYPE, body(("other", b"x", "x.bin"))),
-     (CONTENT_TYPE, body(("file", b"a", "a.wav"), ("file", b"b", "b.wav")))],
+    [
+        ("application/json", b"{}"),
+        (CONTENT_TYPE, body(("other", b"x", "x.bin"))),
+        (CONTENT_TYPE, body(("file", b"a", "a.wav"), ("file", b"b", "b.wav"))),
+    ],
     ids=["not-multipart", "file-under-another-name", "two-files"],
 )
 async def test_malformed_forms_are_400(content_type: str, data: bytes) -> None:
@@ -77,8 +84,13 @@ async def test_malformed_forms_are_400(content_type: str, data: bytes) -> None:
 
 
 def test_field_checks() -> None:
-    for name, value in (("temperature", "1.5"), ("temperature", "hot"), ("response_format", "docx"),
-                        ("timestamp_granularities[]", "letter"), ("model", "whisper-2")):
+    for name, value in (
+        ("temperature", "1.5"),
+        ("temperature", "hot"),
+        ("response_format", "docx"),
+        ("timestamp_granularities[]", "letter"),
+        ("model", "whisper-2"),
+    ):
         with pytest.raises(ApiError):
             check_field(name, value)
     form = build_form({"model": ["whisper-1-fast"], "temperature": ["0.3"], "async": ["true"]}, Task.TRANSLATE, False)
@@ -116,8 +128,10 @@ def test_granularities_may_be_comma_separated(fields: dict[str, list[str]], expe
     ],
 )
 def test_bad_granularities_are_400_naming_the_value(name: str, value: str, message: str) -> None:
-    for refuse in (lambda: check_field(name, value), lambda: build_form({"model": ["whisper-1"], name: [value]},
-                                                                         Task.TRANSCRIBE, False)):
+    for refuse in (
+        lambda: check_field(name, value),
+        lambda: build_form({"model": ["whisper-1"], name: [value]}, Task.TRANSCRIBE, False),
+    ):
         with pytest.raises(ApiError) as refused:
             refuse()
         assert refused.value.status == 400 and refused.value.code == "invalid_value"
@@ -132,8 +146,15 @@ def test_dead_letter_codes_map_to_statuses() -> None:
     assert (status("UNDECODABLE_AUDIO"), status("EMPTY_AUDIO"), status("AUDIO_TOO_LONG")) == (415, 400, 413)
     assert (status("STORAGE_UNAVAILABLE"), status("TRANSCRIPTION_FAILED")) == (503, 500)
     body = from_dead_letter({"code": "UNDECODABLE_AUDIO", "message": "not audio", "event_id": "gw-1"}).body()
-    assert body == {"error": {"message": "not audio", "type": "invalid_request_error", "param": "file",
-                              "code": "undecodable_audio", "event_id": "gw-1"}}
+    assert body == {
+        "error": {
+            "message": "not audio",
+            "type": "invalid_request_error",
+            "param": "file",
+            "code": "undecodable_audio",
+            "event_id": "gw-1",
+        }
+    }
 
 
 def test_store_keeps_the_newest_and_the_first_transcript() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader
-from consumer.runner import build_pipeline
-from consumer.samples import make_samples
-from consumer.settings import Settings
-from consumer.stack import EmbeddedStack
-from consumer.stack.topology import ensure_topics, stage_topics
-from consumer.worker import Worker
+from consumer.dev.client import ResultReader
+from consumer.dev.samples import make_samples
+from consumer.dev.stack import EmbeddedStack
+from consumer.dev.stack.topology import ensure_topics, stage_topics
+from consumer.plumbing.settings import Settings
+from consumer.worker.loop import Worker
+from consumer.worker.runner import build_pipeline
 from pipeline.stage import Pipeline
 
 pytestmark = pytest.mark.integration

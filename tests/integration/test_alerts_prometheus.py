@@ -36,7 +36,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def free_port() -> int:
 
 
 def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
 
 
@@ -76,7 +76,7 @@ class Process:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self.handle = log.open("w")
-        self.proc = subprocess.Popen(args, stdout=self.handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT)  # noqa: S603
+        self.proc = subprocess.Popen(args, stdout=self.handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -95,12 +95,23 @@ def own_minio(tmp_path: Path) -> Iterator[tuple[str, Process]]:
     assert binary.is_file(), f"{binary} missing: run `.venv/bin/fwv2 stack install`"
     port, console = free_port(), free_port()
     env = {**os.environ, "MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": MINIO_PASSWORD, "MINIO_UPDATE": "off"}
-    args = [str(binary), "server", str(tmp_path / "minio"), "--address", f"127.0.0.1:{port}",
-            "--console-address", f"127.0.0.1:{console}"]
+    args = [
+        str(binary),
+        "server",
+        str(tmp_path / "minio"),
+        "--address",
+        f"127.0.0.1:{port}",
+        "--console-address",
+        f"127.0.0.1:{console}",
+    ]
     minio = Process(args, tmp_path / "minio.log", env)
     endpoint = f"127.0.0.1:{port}"
-    wait_for("MinIO ready", lambda: urllib.request.urlopen(f"http://{endpoint}/minio/health/ready", timeout=2).status == 200,
-             30, minio.log)
+    wait_for(
+        "MinIO ready",
+        lambda: urllib.request.urlopen(f"http://{endpoint}/minio/health/ready", timeout=2).status == 200,
+        30,
+        minio.log,
+    )
     yield endpoint, minio
     minio.stop()
 
@@ -115,18 +126,28 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Callable[[int], None]]]:
     handle: dict[str, Process] = {}
 
     def start(worker_port: int) -> None:
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            # As rules.yml expects the workers: job="fwv2-worker" and a pool label.
-            "scrape_configs": [{
-                "job_name": "fwv2-worker",
-                "scrape_timeout": "1s",
-                "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"], "labels": {"pool": "cpu"}}],
-            }],
-        }))
-        args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}"]
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(RULES)],
+                    # As rules.yml expects the workers: job="fwv2-worker" and a pool label.
+                    "scrape_configs": [
+                        {
+                            "job_name": "fwv2-worker",
+                            "scrape_timeout": "1s",
+                            "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"], "labels": {"pool": "cpu"}}],
+                        }
+                    ],
+                }
+            )
+        )
+        args = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
         handle["p"] = Process(args, tmp_path / "prometheus.log")
 
     yield f"http://127.0.0.1:{port}", start
@@ -146,7 +167,7 @@ def alert_state(prom: str, name: str, **labels: str) -> str:
 
 
 def metric(port: int, line_prefix: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(line_prefix + " "):
                 return float(line.split()[-1])
@@ -192,34 +213,66 @@ async def test_alerts_fire_on_a_fresh_workers_first_dead_letters(
         # The rules are loaded, the worker is scraped, and its dead-letter series are already there at 0.
         groups = wait_for("rules loaded", lambda: http_json(f"{prom}/api/v1/rules")["data"]["groups"], 30)
         loaded = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
-        assert {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r} == loaded
-        wait_for("worker ready", lambda: urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/readyz", timeout=2).status == 200,
-                 120, worker.log)
-        wait_for("zero series scraped",
-                 lambda: query(prom, 'fwv2_dead_letters_total{code="MALFORMED_EVENT"} == 0')
-                 and query(prom, f'fwv2_events_consumed_total{{topic="{settings.kafka_input_topic}"}} == 0'), 30)
+        assert {
+            r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r
+        } == loaded
+        wait_for(
+            "worker ready",
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/readyz", timeout=2).status == 200,
+            120,
+            worker.log,
+        )
+        wait_for(
+            "zero series scraped",
+            lambda: (
+                query(prom, 'fwv2_dead_letters_total{code="MALFORMED_EVENT"} == 0')
+                and query(prom, f'fwv2_events_consumed_total{{topic="{settings.kafka_input_topic}"}} == 0')
+            ),
+            30,
+        )
         assert alert_state(prom, "FWV2DeadLetterRateHigh") == "inactive"
 
         # 1. Input errors: the first events this worker ever sees are malformed.
         await produce(settings, [b"not an event %d" % i for i in range(40)])
-        wait_for("40 malformed dead letters", lambda: metric(worker_port, 'fwv2_dead_letters_total{code="MALFORMED_EVENT"}') == 40,
-                 60, worker.log)
-        wait_for("increase() sees the burst",
-                 lambda: query(prom, 'increase(fwv2_dead_letters_total{code="MALFORMED_EVENT"}[15m]) >= 39'), 20)
-        wait_for("FWV2DeadLetterRateHigh pending",
-                 lambda: alert_state(prom, "FWV2DeadLetterRateHigh", code="MALFORMED_EVENT", pool="cpu") == "pending", 20)
-        wait_for("FWV2ErrorRatioHigh pending", lambda: alert_state(prom, "FWV2ErrorRatioHigh", pool="cpu") == "pending", 20)
+        wait_for(
+            "40 malformed dead letters",
+            lambda: metric(worker_port, 'fwv2_dead_letters_total{code="MALFORMED_EVENT"}') == 40,
+            60,
+            worker.log,
+        )
+        wait_for(
+            "increase() sees the burst",
+            lambda: query(prom, 'increase(fwv2_dead_letters_total{code="MALFORMED_EVENT"}[15m]) >= 39'),
+            20,
+        )
+        wait_for(
+            "FWV2DeadLetterRateHigh pending",
+            lambda: alert_state(prom, "FWV2DeadLetterRateHigh", code="MALFORMED_EVENT", pool="cpu") == "pending",
+            20,
+        )
+        wait_for(
+            "FWV2ErrorRatioHigh pending", lambda: alert_state(prom, "FWV2ErrorRatioHigh", pool="cpu") == "pending", 20
+        )
         assert alert_state(prom, "FWV2ServerSideDeadLetters") == "inactive"  # input errors are not our side's
 
         # 2. Server-side errors: the object store goes away, good events cannot be fetched.
         minio.stop()
-        events = [{"event_id": f"alerts-{uuid.uuid4().hex[:8]}", "object": {"bucket": "audio", "key": f"missing/{i}.wav"}}
-                  for i in range(4)]
+        events = [
+            {"event_id": f"alerts-{uuid.uuid4().hex[:8]}", "object": {"bucket": "audio", "key": f"missing/{i}.wav"}}
+            for i in range(4)
+        ]
         await produce(settings, [json.dumps(e).encode() for e in events])
-        wait_for("4 STORAGE_UNAVAILABLE dead letters",
-                 lambda: metric(worker_port, 'fwv2_dead_letters_total{code="STORAGE_UNAVAILABLE"}') == 4, 120, worker.log)
-        wait_for("FWV2ServerSideDeadLetters firing",
-                 lambda: alert_state(prom, "FWV2ServerSideDeadLetters", code="STORAGE_UNAVAILABLE", pool="cpu") == "firing", 20)
+        wait_for(
+            "4 STORAGE_UNAVAILABLE dead letters",
+            lambda: metric(worker_port, 'fwv2_dead_letters_total{code="STORAGE_UNAVAILABLE"}') == 4,
+            120,
+            worker.log,
+        )
+        wait_for(
+            "FWV2ServerSideDeadLetters firing",
+            lambda: alert_state(prom, "FWV2ServerSideDeadLetters", code="STORAGE_UNAVAILABLE", pool="cpu") == "firing",
+            20,
+        )
 
         # 3. The worker dies: its target goes down.
         worker.stop(signal.SIGKILL)

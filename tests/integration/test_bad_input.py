@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader, new_reference, upload
-from consumer.events import ObjectRef
-from consumer.kafka import make_producer
-from consumer.settings import Settings
-from consumer.runner import build_pipeline
+from consumer.dev.client import ResultReader, new_reference, upload
+from consumer.plumbing.kafka import make_producer
+from consumer.plumbing.settings import Settings
+from consumer.worker.runner import build_pipeline
 from tests.integration.conftest import running_worker
 
 pytestmark = pytest.mark.integration
@@ -52,10 +51,50 @@ def files(tmp_path: Path, samples: dict[str, Path]) -> dict[str, Path]:
     _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "600", str(out["silence"]))
     _ffmpeg("-i", str(speech), "-ac", "6", "-ar", "48000", str(out["six_channel"]))
     _ffmpeg("-i", str(speech), "-ar", "192000", str(out["hi_rate"]))
-    _ffmpeg("-f", "lavfi", "-i", "color=c=black:s=32x32:d=8", "-i", str(speech), "-shortest", "-c:v", "libx264", "-c:a", "aac", str(out["video_mp4"]))
-    _ffmpeg("-f", "lavfi", "-i", "color=c=black:s=32x32:d=8", "-i", str(speech), "-shortest", "-c:v", "libvpx", "-c:a", "libopus", str(out["video_webm"]))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=32x32:d=8",
+        "-i",
+        str(speech),
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        str(out["video_mp4"]),
+    )
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=32x32:d=8",
+        "-i",
+        str(speech),
+        "-shortest",
+        "-c:v",
+        "libvpx",
+        "-c:a",
+        "libopus",
+        str(out["video_webm"]),
+    )
     # A live-mode WebM declares no duration: only decoding can find out it is too long.
-    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=800", "-c:a", "libopus", "-b:a", "12k", "-f", "webm", "-live", "1", str(out["endless"]))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=800",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "12k",
+        "-f",
+        "webm",
+        "-live",
+        "1",
+        str(out["endless"]),
+    )
     _ffmpeg("-f", "lavfi", "-i", "anoisesrc=r=16000:d=200", str(out["big"]))  # 6.4 MB
     _ffmpeg("-i", str(speech), str(out["mp3"]))
     _ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=800", "-ar", "8000", "-b:a", "8k", str(out["long_mp3"]))
@@ -66,11 +105,16 @@ def files(tmp_path: Path, samples: dict[str, Path]) -> dict[str, Path]:
     return out
 
 
-async def test_catalogue(settings: Settings, files: dict[str, Path], samples: dict[str, Path], reader: ResultReader) -> None:
+async def test_catalogue(
+    settings: Settings, files: dict[str, Path], samples: dict[str, Path], reader: ResultReader
+) -> None:
     # Limits low enough to exercise: 700 s of audio, 6 MB objects (the 6-channel 48 kHz wav is 4.6 MB).
     s = settings.model_copy(update={"max_audio_duration_s": 700.0, "max_object_bytes": 6_000_000})
     limited = build_pipeline(s)  # loading tiny.en takes a fraction of a second
-    ok = {name: new_reference(upload(s, files[name])) for name in ("short", "silence", "six_channel", "hi_rate", "video_mp4", "video_webm", "truncated")}
+    ok = {
+        name: new_reference(upload(s, files[name]))
+        for name in ("short", "silence", "six_channel", "hi_rate", "video_mp4", "video_webm", "truncated")
+    }
     fail = {
         "AUDIO_TOO_LONG": new_reference(upload(s, files["endless"])),
         "OBJECT_TOO_LARGE": new_reference(upload(s, files["big"])),
@@ -100,11 +144,13 @@ async def test_catalogue(settings: Settings, files: dict[str, Path], samples: di
 
     seen = []
     async with running_worker(s, limited):
+
         async def collect() -> None:
             async for result in reader.results():
                 seen.append(result)
                 if result.event_id == good.event_id:
                     return
+
         await asyncio.wait_for(collect(), 300)
         # Nothing more arrives for the duplicate.
         seen.extend([r async for r in reader.results(idle_timeout_s=2)])
@@ -133,7 +179,11 @@ async def test_catalogue(settings: Settings, files: dict[str, Path], samples: di
     [hours] = by_id[claims_hours.event_id]
     assert hours.kind == "transcript" and hours.record["duration_s"] == pytest.approx(1.0, abs=0.1)
     assert by_id["meta-huge"][0].record["code"] == "INVALID_EVENT"
-    non_utf8 = [r for r in by_id[None] if r.kind == "dead_letter" and r.record["original_value"] == raw_values["non_utf8_metadata"]]
+    non_utf8 = [
+        r
+        for r in by_id[None]
+        if r.kind == "dead_letter" and r.record["original_value"] == raw_values["non_utf8_metadata"]
+    ]
     assert [r.record["code"] for r in non_utf8] == ["MALFORMED_EVENT"]
     assert [r.kind for r in by_id[twice.event_id]] == ["transcript"]  # once, not twice
     assert seen[-1].event_id == good.event_id or by_id[good.event_id][0].kind == "transcript"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.events import ObjectRef
-from consumer.samples import SAMPLES
-from consumer.settings import Settings
+from consumer.contract.events import ObjectRef
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.dev.samples import SAMPLES
+from consumer.plumbing.settings import Settings
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import MAX_CLIP_WER, committed, wer

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.stack import EmbeddedStack
+from consumer.dev.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,10 @@ def _bench(tmp_path: Path, *argv: str) -> tuple[str, dict[str, object]]:
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "consumer.cli", "bench", *argv, "--json", str(out)],
-        capture_output=True, text=True, timeout=540, check=False,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout, json.loads(out.read_text())

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from consumer.samples import SAMPLES, make_samples
+from consumer.dev.samples import SAMPLES, make_samples
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +43,11 @@ def port_free(port: int) -> bool:
 
 
 def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
 
 
-def wait_for(what: str, check, timeout: float, project: str):  # noqa: ANN001, ANN201
+def wait_for(what: str, check, timeout: float, project: str):
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -63,16 +63,20 @@ def wait_for(what: str, check, timeout: float, project: str):  # noqa: ANN001, A
 
 
 def compose(project: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*COMPOSE, "-p", project, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)  # noqa: S603
+    done = subprocess.run([*COMPOSE, "-p", project, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if check:
-        assert done.returncode == 0, f"docker-compose {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, (
+            f"docker-compose {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )
     return done
 
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[str]:
     assert subprocess.run(["/usr/bin/docker", "info"], capture_output=True).returncode == 0, f"no Docker engine: {HINT}"
-    busy = [p for p in (KAFKA, KAFKA + 1, MINIO, MINIO + 1, PROMETHEUS, WORKER_METRICS, ROUTER_METRICS) if not port_free(p)]
+    busy = [
+        p for p in (KAFKA, KAFKA + 1, MINIO, MINIO + 1, PROMETHEUS, WORKER_METRICS, ROUTER_METRICS) if not port_free(p)
+    ]
     assert not busy, f"ports {busy} of compose.local.yml are taken (another compose up?); set FWV2_LOCAL_*_PORT"
     name = f"fwv2ct{uuid.uuid4().hex[:6]}"
     try:
@@ -80,16 +84,27 @@ def project() -> Iterator[str]:
         yield name
     finally:
         compose(name, "down", "-v", "--remove-orphans", check=False)
-        left = subprocess.run(["/usr/bin/docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
-                              capture_output=True, text=True)
-        volumes = subprocess.run(["/usr/bin/docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}"],
-                                 capture_output=True, text=True)
+        left = subprocess.run(
+            ["/usr/bin/docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
+            capture_output=True,
+            text=True,
+        )
+        volumes = subprocess.run(
+            ["/usr/bin/docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}"],
+            capture_output=True,
+            text=True,
+        )
         assert not left.stdout.strip() and not volumes.stdout.strip(), "down -v left containers or volumes behind"
 
 
 def fwv2(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ROOT / ".venv" / "bin" / "fwv2"), *args], capture_output=True, text=True, timeout=240,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "fwv2"), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **env},
+    )
 
 
 def alert_state(name: str, **labels: str) -> str:
@@ -103,7 +118,9 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
     def state(service: str) -> str:
         (container,) = compose(project, "ps", "-q", service).stdout.split()
         fmt = "{{.State.Status}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
-        return subprocess.run(["/usr/bin/docker", "inspect", "-f", fmt, container], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["/usr/bin/docker", "inspect", "-f", fmt, container], capture_output=True, text=True
+        ).stdout.strip()
 
     for service in ("kafka-init", "minio-init"):
         assert state(service) == "exited 0", state(service)
@@ -114,10 +131,16 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
 
     # One event, produced on the compose Kafka with its audio in the compose MinIO, through the router.
     clip = make_samples(tmp_path, SAMPLES[:1])["weather"]
-    stage = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA}", "S3_ENDPOINT": f"127.0.0.1:{MINIO}",
-             "KAFKA_INPUT_TOPIC": "audio.references", "KAFKA_OUTPUT_TOPIC": "audio.transcripts",
-             "KAFKA_DEAD_LETTER_TOPIC": "audio.dead-letters"}
-    done = fwv2("submit", str(clip), "--profile", "whisper-1-fast", "--wait", "--format", "json", "--timeout", "180", **stage)
+    stage = {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA}",
+        "S3_ENDPOINT": f"127.0.0.1:{MINIO}",
+        "KAFKA_INPUT_TOPIC": "audio.references",
+        "KAFKA_OUTPUT_TOPIC": "audio.transcripts",
+        "KAFKA_DEAD_LETTER_TOPIC": "audio.dead-letters",
+    }
+    done = fwv2(
+        "submit", str(clip), "--profile", "whisper-1-fast", "--wait", "--format", "json", "--timeout", "180", **stage
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     transcript = json.loads(done.stdout.strip().splitlines()[-1])
     assert "sunny" in transcript["text"].lower(), transcript
@@ -132,7 +155,12 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
     wait_for("worker and router targets up", targets_up, 60, project)
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
     expected = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    loaded = {r["name"] for g in http_json(f"{prom}/api/v1/rules")["data"]["groups"] for r in g["rules"] if r["type"] == "alerting"}
+    loaded = {
+        r["name"]
+        for g in http_json(f"{prom}/api/v1/rules")["data"]["groups"]
+        for r in g["rules"]
+        if r["type"] == "alerting"
+    }
     assert loaded == expected
 
     def routed_to_cpu() -> bool:
@@ -144,16 +172,26 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
     # An alert's state: malformed events on audio.references go, unreadable, to the only pool (cpu), whose
     # worker dead-letters them; 30 in a few seconds are over the rule's rate (1 per minute over 15 minutes).
     bad = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-c",
-         "import asyncio, aiokafka\n"
-         "async def main():\n"
-         f"    p = aiokafka.AIOKafkaProducer(bootstrap_servers='127.0.0.1:{KAFKA}')\n"
-         "    await p.start()\n"
-         "    for i in range(30):\n"
-         "        await p.send_and_wait('audio.references', b'not an event %d' % i)\n"
-         "    await p.stop()\n"
-         "asyncio.run(main())"],
-        capture_output=True, text=True, timeout=60)
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-c",
+            "import asyncio, aiokafka\n"
+            "async def main():\n"
+            f"    p = aiokafka.AIOKafkaProducer(bootstrap_servers='127.0.0.1:{KAFKA}')\n"
+            "    await p.start()\n"
+            "    for i in range(30):\n"
+            "        await p.send_and_wait('audio.references', b'not an event %d' % i)\n"
+            "    await p.stop()\n"
+            "asyncio.run(main())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 0, bad.stderr
-    wait_for("FWV2DeadLetterRateHigh pending",
-             lambda: alert_state("FWV2DeadLetterRateHigh", code="MALFORMED_EVENT", pool="cpu") == "pending", 150, project)
+    wait_for(
+        "FWV2DeadLetterRateHigh pending",
+        lambda: alert_state("FWV2DeadLetterRateHigh", code="MALFORMED_EVENT", pool="cpu") == "pending",
+        150,
+        project,
+    )

@@ -7,14 +7,13 @@ sample clips around it are covered by test_end_to_end.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader, publish_references
-from consumer.demo import conversation_reference, load_pipeline, print_conversation, speaker_turns, with_diarization
-from consumer.samples import CONVERSATION, make_conversation
-from consumer.settings import Settings
+from consumer.dev.client import ResultReader, publish_references
+from consumer.dev.demo import conversation_reference, load_pipeline, print_conversation, speaker_turns, with_diarization
+from consumer.dev.samples import CONVERSATION, make_conversation
+from consumer.plumbing.settings import Settings
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import wer
 
@@ -24,7 +23,10 @@ _LINE = re.compile(r"^\[\s*\d+\.\d-\s*\d+\.\d\] (SPEAKER_\d\d): \S")
 
 
 async def test_the_conversation_comes_back_with_speakers(
-    settings: Settings, reader: ResultReader, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    reader: ResultReader,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("pyannote.audio", reason="diarization is an optional extra")
     pipeline, s = load_pipeline(with_diarization(settings))

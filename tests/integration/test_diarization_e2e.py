@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.runner import build_pipeline
-from consumer.settings import Settings
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.plumbing.settings import Settings
+from consumer.worker.runner import build_pipeline
 from pipeline.types import Granularity
 from tests.diarization.bench import _speaker_share, _turns_reference
 from tests.diarization.clips import mix4, write_wav

@@ -12,12 +12,12 @@ import jiwer
 import pytest
 from aiokafka import TopicPartition
 
-from consumer.avro import MAGIC, load_schema, TRANSCRIPT_EVENT
-from consumer.client import ResultReader, new_reference, partitions_for, publish_references, upload
-from consumer.events import ObjectRef
-from consumer.kafka import make_consumer, make_producer, start_consumer
-from consumer.samples import SAMPLES
-from consumer.settings import Settings
+from consumer.contract.avro import MAGIC, TRANSCRIPT_EVENT, load_schema
+from consumer.contract.events import ObjectRef
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.dev.samples import SAMPLES
+from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
+from consumer.plumbing.settings import Settings
 from pipeline.stage import Pipeline
 from pipeline.types import Granularity
 from tests.integration.conftest import running_worker
@@ -32,7 +32,13 @@ MAX_CLIP_WER = 0.25
 MAX_SET_WER = 0.15
 
 _NORMALISE = jiwer.Compose(
-    [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()]
+    [
+        jiwer.ToLowerCase(),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
 )
 
 
@@ -78,7 +84,11 @@ async def test_sample_clips_become_transcripts_with_the_spoken_words(
         assert rec["diarization"]["status"] == "not_requested"
         assert rec["worker"]["group"] == settings.kafka_group_id
         t = rec["timings"]
-        assert 0 < t["fetch_s"] < t["total_s"] and 0 < t["decode_s"] < t["total_s"] and 0 < t["transcribe_s"] < t["total_s"]
+        assert (
+            0 < t["fetch_s"] < t["total_s"]
+            and 0 < t["decode_s"] < t["total_s"]
+            and 0 < t["transcribe_s"] < t["total_s"]
+        )
         assert wer(ref.metadata["said"], rec["text"]) <= MAX_CLIP_WER, (ref.metadata["clip"], rec["text"])
         said.append(ref.metadata["said"])
         heard.append(rec["text"])
@@ -133,7 +143,11 @@ async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
     good_after = new_reference(upload(settings, samples["library"]))
     cases: list[tuple[str, bytes, str]] = [
         ("not-json", b"\x00\x01 this is not an event", "MALFORMED_EVENT"),
-        ("missing-key", json.dumps({"event_id": "missing-field", "object": {"bucket": "audio"}}).encode(), "INVALID_EVENT"),
+        (
+            "missing-key",
+            json.dumps({"event_id": "missing-field", "object": {"bucket": "audio"}}).encode(),
+            "INVALID_EVENT",
+        ),
     ]
     refs_by_code = {
         "OBJECT_NOT_FOUND": new_reference(ObjectRef(bucket=settings.s3_bucket, key=f"nowhere/{uuid.uuid4()}.wav")),
@@ -159,11 +173,13 @@ async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
     expected = 2 + len(cases) + len(refs_by_code)
     seen = []
     async with running_worker(settings, pipeline):
+
         async def collect() -> None:
             async for result in reader.results():
                 seen.append(result)
                 if len(seen) == expected:
                     return
+
         await asyncio.wait_for(collect(), 180)
 
     transcripts = {r.event_id for r in seen if r.kind == "transcript"}
@@ -190,7 +206,7 @@ async def test_work_in_flight_is_not_committed_until_published(
     settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     """A worker killed mid-inference commits nothing and publishes nothing; the next one does both, once."""
-    from consumer.worker import Worker
+    from consumer.worker.loop import Worker
 
     long_clip = tmp_path / "long.wav"
     inputs = [str(samples["weather"])] * 8  # about a minute of speech: seconds of inference
@@ -209,7 +225,7 @@ async def test_work_in_flight_is_not_committed_until_published(
     with pytest.raises(asyncio.CancelledError):
         await task
     # The cancelled inference thread finishes in the background; wait for it to free the model.
-    await asyncio.to_thread(worker._inference.shutdown, wait=True)  # noqa: SLF001
+    await asyncio.to_thread(worker._inference.shutdown, wait=True)
 
     assert all(o is None for o in (await committed(settings)).values())
     async with running_worker(settings, pipeline):

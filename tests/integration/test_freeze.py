@@ -32,12 +32,12 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-from consumer.client import new_reference, publish_references, upload
-from consumer.events import decode_transcript
-from consumer.kafka import make_consumer, start_consumer
-from consumer.samples import make_conversation
-from consumer.settings import Settings
-from consumer.stack.topology import ensure_topics, stage_topics
+from consumer.contract.events import decode_transcript
+from consumer.dev.client import new_reference, publish_references, upload
+from consumer.dev.samples import make_conversation
+from consumer.dev.stack.topology import ensure_topics, stage_topics
+from consumer.plumbing.kafka import make_consumer, start_consumer
+from consumer.plumbing.settings import Settings
 from tests.integration.test_reliability import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -120,7 +120,9 @@ async def one_partition(settings: Settings, request: pytest.FixtureRequest) -> S
 
 async def _outputs(s: Settings, isolation: str) -> list[str]:
     """The event_id of every transcript on the output topic ("dead letter" for each dead letter), read in ``isolation``."""
-    consumer = make_consumer(s, s.kafka_output_topic, s.kafka_dead_letter_topic, group_id=None, isolation_level=isolation)
+    consumer = make_consumer(
+        s, s.kafka_output_topic, s.kafka_dead_letter_topic, group_id=None, isolation_level=isolation
+    )
     await start_consumer(consumer)
     found: list[str] = []
     try:
@@ -167,7 +169,9 @@ async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_p
         if between_publish_and_commit:
             await _until("the owner to publish", lambda: "fault_pause_before_commit" in owner.log_text(), 120, 0.02)
         else:
-            await _until("the owner to be transcribing", lambda: owner.metric("active_transcription_requests") == 1, 120, 0.02)
+            await _until(
+                "the owner to be transcribing", lambda: owner.metric("active_transcription_requests") == 1, 120, 0.02
+            )
         owner.signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
         # Past the session timeout the group moves the partition to the other worker, which delivers the event.
@@ -186,7 +190,11 @@ async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_p
         committed = await _outputs(s, "read_committed")
         uncommitted = await _outputs(s, "read_uncommitted")
         assert committed == [ref.event_id], committed
-        expected = "commit_failed" if between_publish_and_commit and s.processing_guarantee == "at_least_once" else "outcome_discarded"
+        expected = (
+            "commit_failed"
+            if between_publish_and_commit and s.processing_guarantee == "at_least_once"
+            else "outcome_discarded"
+        )
         assert expected in owner.log_text()
         if between_publish_and_commit and s.processing_guarantee == "exactly_once":
             # The thawed worker's transaction was aborted: only read_uncommitted readers see its copy.

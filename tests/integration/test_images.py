@@ -27,10 +27,10 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from consumer.samples import SAMPLES, make_samples
-from consumer.settings import Settings
-from consumer.stack import EmbeddedStack
-from consumer.stack.topology import ensure_topics
+from consumer.dev.samples import SAMPLES, make_samples
+from consumer.dev.stack import EmbeddedStack
+from consumer.dev.stack.topology import ensure_topics
+from consumer.plumbing.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +40,23 @@ VERSION = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(),
 WORKER_IMAGE, GATEWAY_IMAGE = f"fwv2:{VERSION}-cpu", f"fwv2:{VERSION}-gateway"
 HINT = "run `bash scripts/images.sh build` (installs the engine, builds the images)"
 # What every container of these tests runs with: a production pod's restrictions, host networking only.
-HARDENED = ["--network", "host", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges:true", "--pids-limit", "512"]
+HARDENED = [
+    "--network",
+    "host",
+    "--read-only",
+    "--tmpfs",
+    "/tmp",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges:true",
+    "--pids-limit",
+    "512",
+]
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)  # noqa: S603
+    done = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)
     if check:
         assert done.returncode == 0, f"docker {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done
@@ -57,7 +68,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(what: str, check, timeout: float, logs_of: str | None = None):  # noqa: ANN001, ANN201
+def wait_until(what: str, check, timeout: float, logs_of: str | None = None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -65,7 +76,12 @@ def wait_until(what: str, check, timeout: float, logs_of: str | None = None):  #
         if last:
             return last
         time.sleep(1)
-    logs = docker("logs", "--tail", "60", logs_of, check=False).stdout + docker("logs", "--tail", "60", logs_of, check=False).stderr if logs_of else ""
+    logs = (
+        docker("logs", "--tail", "60", logs_of, check=False).stdout
+        + docker("logs", "--tail", "60", logs_of, check=False).stderr
+        if logs_of
+        else ""
+    )
     pytest.fail(f"{what}: not within {timeout:.0f} s (last: {last!r})\n{logs}")
 
 
@@ -93,7 +109,13 @@ def image_settings(engine: None, stack: EmbeddedStack) -> Settings:
         kafka_dead_letter_topic=f"images.{run}.dlq",
         kafka_group_id=f"images-{run}",
     )
-    topics = [s.kafka_input_topic, s.kafka_cpu_topic, s.kafka_gpu_topic, s.kafka_output_topic, s.kafka_dead_letter_topic]
+    topics = [
+        s.kafka_input_topic,
+        s.kafka_cpu_topic,
+        s.kafka_gpu_topic,
+        s.kafka_output_topic,
+        s.kafka_dead_letter_topic,
+    ]
     asyncio.run(ensure_topics(s.kafka_bootstrap_servers, topics, 2, time.monotonic() + 60, lambda _: None))
     return s
 
@@ -120,10 +142,25 @@ def worker(image_settings: Settings) -> Iterator[tuple[str, int]]:
     """The CPU worker image, as the CPU pool runs it: it reads the CPU pool's topic."""
     settings = image_settings
     name, port = f"fwv2-test-worker-{uuid.uuid4().hex[:6]}", free_port()
-    docker("run", "-d", "--name", name, *HARDENED, "--memory", "2g", "--health-interval", "2s",
-           *stage_env(settings, KAFKA_INPUT_TOPIC=settings.kafka_cpu_topic, KAFKA_GROUP_ID=settings.kafka_group_id,
-                      METRICS_PORT=str(port), SHUTDOWN_GRACE_S="20"),
-           WORKER_IMAGE)
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        *HARDENED,
+        "--memory",
+        "2g",
+        "--health-interval",
+        "2s",
+        *stage_env(
+            settings,
+            KAFKA_INPUT_TOPIC=settings.kafka_cpu_topic,
+            KAFKA_GROUP_ID=settings.kafka_group_id,
+            METRICS_PORT=str(port),
+            SHUTDOWN_GRACE_S="20",
+        ),
+        WORKER_IMAGE,
+    )
     try:
         yield name, port
     finally:
@@ -135,8 +172,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_samples(tmp_path_factory.mktemp("samples"), SAMPLES[:1])
 
 
-def test_worker_image_runs_hardened_healthy_and_transcribes(image_settings: Settings, worker: tuple[str, int],
-                                                            samples: dict[str, Path]) -> None:
+def test_worker_image_runs_hardened_healthy_and_transcribes(
+    image_settings: Settings, worker: tuple[str, int], samples: dict[str, Path]
+) -> None:
     settings = image_settings
     name, port = worker
     wait_until("HEALTHCHECK healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 120, name)
@@ -146,31 +184,86 @@ def test_worker_image_runs_hardened_healthy_and_transcribes(image_settings: Sett
     assert inspect(name, "{{.HostConfig.ReadonlyRootfs}}") == "true"
     denied = docker("exec", name, "touch", "/app/written", check=False)
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
-    assert json.loads(inspect(name, "{{json .Config.Healthcheck.Test}}"))[-2:] == ["/opt/fwv2/healthcheck.py", "/healthz"]
+    assert json.loads(inspect(name, "{{json .Config.Healthcheck.Test}}"))[-2:] == [
+        "/opt/fwv2/healthcheck.py",
+        "/healthz",
+    ]
     # An event on the CPU pool's topic, transcribed by the container.
-    env = {**os.environ, "KAFKA_INPUT_TOPIC": settings.kafka_cpu_topic, "KAFKA_OUTPUT_TOPIC": settings.kafka_output_topic,
-           "KAFKA_DEAD_LETTER_TOPIC": settings.kafka_dead_letter_topic}
-    done = subprocess.run([str(ROOT / ".venv" / "bin" / "fwv2"), "submit", str(samples["weather"]), "--profile",
-                           "whisper-1-fast", "--wait", "--format", "json", "--timeout", "120"],
-                          capture_output=True, text=True, env=env, timeout=180)
+    env = {
+        **os.environ,
+        "KAFKA_INPUT_TOPIC": settings.kafka_cpu_topic,
+        "KAFKA_OUTPUT_TOPIC": settings.kafka_output_topic,
+        "KAFKA_DEAD_LETTER_TOPIC": settings.kafka_dead_letter_topic,
+    }
+    done = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "fwv2"),
+            "submit",
+            str(samples["weather"]),
+            "--profile",
+            "whisper-1-fast",
+            "--wait",
+            "--format",
+            "json",
+            "--timeout",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sunny" in done.stdout.lower(), done.stdout
 
 
-def test_gateway_image_answers_an_upload(image_settings: Settings, worker: tuple[str, int], samples: dict[str, Path]) -> None:
+def test_gateway_image_answers_an_upload(
+    image_settings: Settings, worker: tuple[str, int], samples: dict[str, Path]
+) -> None:
     settings = image_settings
     name, port = f"fwv2-test-gateway-{uuid.uuid4().hex[:6]}", free_port()
     # The gateway publishes to the CPU pool's topic here, which the worker container reads.
-    docker("run", "-d", "--name", name, *HARDENED, "--memory", "1g", "--health-interval", "2s",
-           *stage_env(settings, KAFKA_INPUT_TOPIC=settings.kafka_cpu_topic, GATEWAY_HOST="127.0.0.1",
-                      GATEWAY_PORT=str(port), GATEWAY_REQUEST_TIMEOUT_S="120"),
-           GATEWAY_IMAGE, "gateway")
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        *HARDENED,
+        "--memory",
+        "1g",
+        "--health-interval",
+        "2s",
+        *stage_env(
+            settings,
+            KAFKA_INPUT_TOPIC=settings.kafka_cpu_topic,
+            GATEWAY_HOST="127.0.0.1",
+            GATEWAY_PORT=str(port),
+            GATEWAY_REQUEST_TIMEOUT_S="120",
+        ),
+        GATEWAY_IMAGE,
+        "gateway",
+    )
     try:
         wait_until("gateway healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 90, name)
-        wait_until("worker healthy", lambda: inspect(worker[0], "{{.State.Health.Status}}") == "healthy", 120, worker[0])
-        done = subprocess.run(["curl", "-sS", "--max-time", "150", "-F", f"file=@{samples['weather']}", "-F",
-                               "model=whisper-1-fast", f"http://127.0.0.1:{port}/v1/audio/transcriptions"],
-                              capture_output=True, text=True, timeout=180)
+        wait_until(
+            "worker healthy", lambda: inspect(worker[0], "{{.State.Health.Status}}") == "healthy", 120, worker[0]
+        )
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "150",
+                "-F",
+                f"file=@{samples['weather']}",
+                "-F",
+                "model=whisper-1-fast",
+                f"http://127.0.0.1:{port}/v1/audio/transcriptions",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr
         assert "sunny" in json.loads(done.stdout)["text"].lower(), done.stdout
         stop_and_check_exit(name)
@@ -181,14 +274,29 @@ def test_gateway_image_answers_an_upload(image_settings: Settings, worker: tuple
 def test_router_image_routes_an_event(image_settings: Settings) -> None:
     settings = image_settings
     name, port = f"fwv2-test-router-{uuid.uuid4().hex[:6]}", free_port()
-    docker("run", "-d", "--name", name, *HARDENED, "--memory", "512m", "--health-interval", "2s",
-           *stage_env(settings, ROUTER_POOLS="cpu", ROUTER_GROUP_ID=f"{settings.kafka_group_id}-router",
-                      METRICS_PORT=str(port)),
-           WORKER_IMAGE, "router")
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        *HARDENED,
+        "--memory",
+        "512m",
+        "--health-interval",
+        "2s",
+        *stage_env(
+            settings, ROUTER_POOLS="cpu", ROUTER_GROUP_ID=f"{settings.kafka_group_id}-router", METRICS_PORT=str(port)
+        ),
+        WORKER_IMAGE,
+        "router",
+    )
     try:
         wait_until("router healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 90, name)
-        event = {"event_id": f"route-{uuid.uuid4().hex[:8]}", "object": {"bucket": "audio", "key": "x.wav"},
-                 "profile": "whisper-1-fast"}
+        event = {
+            "event_id": f"route-{uuid.uuid4().hex[:8]}",
+            "object": {"bucket": "audio", "key": "x.wav"},
+            "profile": "whisper-1-fast",
+        }
         routed = asyncio.run(route_one(settings, json.dumps(event).encode()))
         assert json.loads(routed) == event  # unchanged, on the CPU pool's topic
         stop_and_check_exit(name)
@@ -197,8 +305,13 @@ def test_router_image_routes_an_event(image_settings: Settings) -> None:
 
 
 async def route_one(settings: Settings, value: bytes) -> bytes:
-    consumer = AIOKafkaConsumer(settings.kafka_cpu_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest", isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        settings.kafka_cpu_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
@@ -243,9 +356,23 @@ def test_chart_runs_the_images_as_built(engine: None) -> None:
     """helm/fwv2 names the images just built, and runs them as they were run above: their user, ports, probes."""
     helm = Path(os.environ.get("CACHE_DIR") or Path.home() / ".cache" / "fwv2") / "bin" / "helm"
     chart = ROOT / "helm" / "fwv2"
-    done = subprocess.run([str(helm), "template", "fwv2", str(chart), "--kube-version", "1.34.0",
-                           "-f", str(chart / "ci" / "router-values.yaml"), "-f", str(chart / "ci" / "gateway-values.yaml")],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "fwv2",
+            str(chart),
+            "--kube-version",
+            "1.34.0",
+            "-f",
+            str(chart / "ci" / "router-values.yaml"),
+            "-f",
+            str(chart / "ci" / "gateway-values.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     checked = set()
     for doc in yaml.safe_load_all(done.stdout):
@@ -256,13 +383,18 @@ def test_chart_runs_the_images_as_built(engine: None) -> None:
         image = container["image"]
         if image.endswith("-cuda"):
             continue  # not buildable here (its bases are only in registries); tests/deploy checks it statically
-        assert image in (WORKER_IMAGE, GATEWAY_IMAGE), f"{doc['metadata']['name']} runs {image}, which scripts/images.sh does not build"
+        assert image in (WORKER_IMAGE, GATEWAY_IMAGE), (
+            f"{doc['metadata']['name']} runs {image}, which scripts/images.sh does not build"
+        )
         config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", image).stdout)
         assert config["User"].split(":")[0] == str(pod["securityContext"]["runAsUser"]) == "10001"
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         command = container["args"][0]
-        effective = dict(line.split("=", 1) for line in docker("run", "--rm", "--network", "none", image, "settings").stdout.split()
-                         if "=" in line)
+        effective = dict(
+            line.split("=", 1)
+            for line in docker("run", "--rm", "--network", "none", image, "settings").stdout.split()
+            if "=" in line
+        )
         (port,) = container["ports"]
         assert port["containerPort"] == int(effective["GATEWAY_PORT" if command == "gateway" else "METRICS_PORT"])
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" == config["Healthcheck"]["Test"][-1]

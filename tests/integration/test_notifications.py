@@ -1,7 +1,7 @@
 """Drop a file in the bucket: MinIO announces it on Kafka, the worker transcribes it; nobody writes an event.
 
 The embedded stack's MinIO publishes every object created under `incoming/` of the bucket to
-`audio.notifications` (consumer/stack/notify.py). That topic is shared by every test run, so
+`audio.notifications` (consumer/dev/stack/notify.py). That topic is shared by every test run, so
 each test watches only its own sub-prefix: everything else on the topic (older runs' uploads)
 is a notification about nothing this worker watches, and must be skipped without output.
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-from consumer.client import ResultReader, partitions_for, upload
-from consumer.kafka import make_consumer, make_producer, start_consumer
-from consumer.samples import SAMPLES
-from consumer.settings import PrefixRule, Settings
-from consumer.stack.notify import STACK_NOTIFICATION_TOPIC, TARGET_ARN
-from consumer.storage import make_client
+from consumer.dev.client import ResultReader, upload
+from consumer.dev.samples import SAMPLES
+from consumer.dev.stack.notify import STACK_NOTIFICATION_TOPIC, TARGET_ARN
+from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
+from consumer.plumbing.settings import PrefixRule, Settings
+from consumer.plumbing.storage import make_client
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
@@ -44,7 +44,10 @@ async def notification_ends(settings: Settings) -> dict[TopicPartition, int]:
     consumer = make_consumer(settings, group_id=None)
     await start_consumer(consumer)
     try:
-        tps = [TopicPartition(STACK_NOTIFICATION_TOPIC, p) for p in sorted(await partitions_for(consumer, STACK_NOTIFICATION_TOPIC))]
+        tps = [
+            TopicPartition(STACK_NOTIFICATION_TOPIC, p)
+            for p in sorted(await partitions_for(consumer, STACK_NOTIFICATION_TOPIC))
+        ]
         return await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
@@ -123,7 +126,7 @@ async def test_an_uploaded_file_is_transcribed_without_any_event(
         await producer.stop()
     async with running_worker(s, pipeline) as second:
         deadline = time.monotonic() + 60
-        while second.metrics.duplicates._value.get() < 1:  # noqa: SLF001 - prometheus_client's value
+        while second.metrics.duplicates._value.get() < 1:
             assert time.monotonic() < deadline, "the redelivered notification was not skipped"
             await asyncio.sleep(0.2)
         extra = [r async for r in reader.results(idle_timeout_s=3)]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.runner import run_worker
-from consumer.settings import Settings
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.plumbing.settings import Settings
+from consumer.worker.runner import run_worker
 from pipeline.stage import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 def _get(port: int, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -35,7 +35,9 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return 0, ""  # not listening yet
 
 
-async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader) -> None:
+async def test_probes_and_metrics(
+    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+) -> None:
     port = _free_port()
     s = settings.model_copy(update={"metrics_port": port})
     stop = asyncio.Event()
@@ -68,9 +70,12 @@ async def test_probes_and_metrics(settings: Settings, pipeline: Pipeline, sample
         await asyncio.wait_for(task, 60)
     assert 'fwv2_events_published_total{outcome="transcribed"} 1.0' in metrics
     assert 'fwv2_dead_letters_total{code="UNKNOWN_PROFILE"} 1.0' in metrics
-    assert 'transcription_duration_seconds_count{model="tiny.en",profile="whisper-1-fast",with_diarization="false"} 1.0' in metrics
+    assert (
+        'transcription_duration_seconds_count{model="tiny.en",profile="whisper-1-fast",with_diarization="false"} 1.0'
+        in metrics
+    )
     assert 'fwv2_step_duration_seconds_count{step="fetch"} 1.0' in metrics
-    assert "fwv2_audio_seconds_total{profile=\"whisper-1-fast\"}" in metrics
+    assert 'fwv2_audio_seconds_total{profile="whisper-1-fast"}' in metrics
     assert 'fwv2_build_info{compute_type="int8",device="cpu",diarization="off",diarization_device="none"' in metrics
     assert "fwv2_consumer_lag{" in metrics
     assert "fwv2_worker_ready 1.0" in metrics

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.errors import StorageUnavailableError
-from consumer.events import ObjectRef
-from consumer.kafka import make_producer
-from consumer.settings import Settings
-from consumer.stack import EmbeddedStack
-from consumer.storage import Blob, BlobStore
-from consumer.worker import Worker
+from consumer.contract.errors import StorageUnavailableError
+from consumer.contract.events import ObjectRef
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.dev.stack import EmbeddedStack
+from consumer.plumbing.kafka import make_producer
+from consumer.plumbing.settings import Settings
+from consumer.plumbing.storage import Blob, BlobStore
+from consumer.worker.loop import Worker
 from pipeline.stage import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,9 @@ class WorkerProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "consumer.cli", "worker"], env=self.env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "consumer.cli", "worker"], env=self.env, stdout=log, stderr=log
+            )
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -92,12 +94,14 @@ async def _outcomes(settings: Settings, expected: int, timeout_s: float) -> Coun
     """Read every outcome from the beginning, read_committed, until ``expected`` distinct events have one."""
     counts: Counter[str] = Counter()
     async with ResultReader(settings, from_beginning=True) as reader:
+
         async def collect() -> None:
             async for result in reader.results():
                 assert result.kind == "transcript", result.record
                 counts[result.event_id or "?"] += 1
                 if len(counts) >= expected:
                     return
+
         await asyncio.wait_for(collect(), timeout_s)
         # Anything late (a duplicate) would arrive within a few seconds.
         async for result in reader.results(idle_timeout_s=5):
@@ -140,8 +144,15 @@ async def test_sigkill_workers_mid_transcription(
 
 
 async def _run_through_outage(
-    s: Settings, stack: EmbeddedStack, samples: dict[str, Path], tmp_path: Path,
-    *, events: int, service: str, after_s: float, down_s: float,
+    s: Settings,
+    stack: EmbeddedStack,
+    samples: dict[str, Path],
+    tmp_path: Path,
+    *,
+    events: int,
+    service: str,
+    after_s: float,
+    down_s: float,
 ) -> WorkerProcess:
     """One worker, ``events`` events, and ``service`` stopped for ``down_s`` seconds mid-run."""
     worker = WorkerProcess(s, tmp_path, "w")
@@ -166,7 +177,9 @@ async def test_broker_restart_mid_run(
     guarantee_settings: Settings, stack: EmbeddedStack, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     # The broker is away for 5 s; its log on disk stays.
-    await _run_through_outage(guarantee_settings, stack, samples, tmp_path, events=24, service="kafka", after_s=5, down_s=5)
+    await _run_through_outage(
+        guarantee_settings, stack, samples, tmp_path, events=24, service="kafka", after_s=5, down_s=5
+    )
 
 
 @pytest.mark.parametrize("guarantee_settings", GUARANTEES, indirect=True)
@@ -214,11 +227,13 @@ async def test_a_retrying_event_does_not_hold_up_other_partitions(
         for i, ref in enumerate(others):
             await producer.send_and_wait(s.kafka_input_topic, ref.to_json(), partition=1 + i % 2)
         arrivals: list[tuple[str, float, dict]] = []
+
         async def collect() -> None:
             async for r in reader.results():
                 arrivals.append((r.event_id or "", time.monotonic() - started, r.record))
                 if len(arrivals) == 4:
                     return
+
         await asyncio.wait_for(collect(), 120)
     finally:
         await producer.stop()

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from minio.datatypes import Part
 
-from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.events import AudioReference, ObjectRef
-from consumer.result_cache_s3 import S3ResultStore, parse_prefix
-from consumer.settings import Settings
-from consumer.storage import make_client
-from consumer.worker import Worker
+from consumer.contract.events import AudioReference, ObjectRef
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.plumbing.settings import Settings
+from consumer.plumbing.storage import make_client
+from consumer.worker.loop import Worker
+from consumer.worker.result_cache_s3 import S3ResultStore, parse_prefix
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 
@@ -25,9 +25,9 @@ def upload_multipart(settings: Settings, path: Path) -> ObjectRef:
     """The same bytes as ``upload`` would store, as a one-part multipart upload: another ETag (``<md5>-1``)."""
     client = make_client(settings)
     key = f"uploads/{uuid.uuid4().hex}/copy-{path.name}"
-    upload_id = client._create_multipart_upload(settings.s3_bucket, key, {"Content-Type": "audio/wav"})  # noqa: SLF001
-    etag = client._upload_part(settings.s3_bucket, key, path.read_bytes(), None, upload_id, 1)  # noqa: SLF001
-    done = client._complete_multipart_upload(settings.s3_bucket, key, upload_id, [Part(1, etag)])  # noqa: SLF001
+    upload_id = client._create_multipart_upload(settings.s3_bucket, key, {"Content-Type": "audio/wav"})
+    etag = client._upload_part(settings.s3_bucket, key, path.read_bytes(), None, upload_id, 1)
+    done = client._complete_multipart_upload(settings.s3_bucket, key, upload_id, [Part(1, etag)])
     return ObjectRef(bucket=settings.s3_bucket, key=key, etag=done.etag)
 
 
@@ -95,10 +95,21 @@ async def test_the_same_audio_is_transcribed_once(
         # Object and content key for each of the two transcripts, and the copy's object key.
         assert metric(worker, "fwv2_cache_entries") == 5
         # Inference metrics count inference only.
-        assert metric(worker, "transcription_duration_seconds_count", model="tiny.en", profile="whisper-1", with_diarization="false") == 2
+        assert (
+            metric(
+                worker,
+                "transcription_duration_seconds_count",
+                model="tiny.en",
+                profile="whisper-1",
+                with_diarization="false",
+            )
+            == 2
+        )
 
 
-async def test_dead_letters_are_not_cached(settings: Settings, pipeline: Pipeline, reader: ResultReader, tmp_path: Path) -> None:
+async def test_dead_letters_are_not_cached(
+    settings: Settings, pipeline: Pipeline, reader: ResultReader, tmp_path: Path
+) -> None:
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"this is not audio at all" * 64)
     obj = upload(settings, junk)

@@ -26,13 +26,13 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from consumer.client import ResultReader, new_reference, partitions_for, upload
-from consumer.events import AudioReference, ObjectRef
-from consumer.kafka import make_consumer, make_producer, start_consumer
-from consumer.router import Router
-from consumer.settings import Settings
-from consumer.stack import EmbeddedStack
-from consumer.stack.topology import ensure_topics, stage_topics
+from consumer.contract.events import AudioReference, ObjectRef
+from consumer.dev.client import ResultReader, new_reference, upload
+from consumer.dev.stack import EmbeddedStack
+from consumer.dev.stack.topology import ensure_topics, stage_topics
+from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
+from consumer.plumbing.settings import Settings
+from consumer.router.service import Router
 from pipeline.stage import Pipeline
 from tests.integration.conftest import PARTITIONS, running_worker
 
@@ -81,7 +81,9 @@ async def running_router(settings: Settings) -> AsyncIterator[Router]:
         await asyncio.wait_for(task, 30)
 
 
-async def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+async def produce(
+    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> None:
     producer = make_producer(settings, "test")
     await producer.start()
     try:
@@ -92,7 +94,11 @@ async def produce(settings: Settings, topic: str, records: list[tuple[bytes | No
 
 
 async def submit(settings: Settings, refs: list[AudioReference]) -> None:
-    await produce(settings, settings.kafka_input_topic, [(r.event_id.encode(), r.to_json(), [("trace", r.event_id.encode())]) for r in refs])
+    await produce(
+        settings,
+        settings.kafka_input_topic,
+        [(r.event_id.encode(), r.to_json(), [("trace", r.event_id.encode())]) for r in refs],
+    )
 
 
 @dataclass(frozen=True)
@@ -164,11 +170,15 @@ async def input_partitions(settings: Settings) -> dict[bytes, int]:
     consumer = make_consumer(settings, group_id=None)
     await start_consumer(consumer)
     try:
-        tps = [TopicPartition(settings.kafka_input_topic, p) for p in sorted(await partitions_for(consumer, settings.kafka_input_topic))]
+        tps = [
+            TopicPartition(settings.kafka_input_topic, p)
+            for p in sorted(await partitions_for(consumer, settings.kafka_input_topic))
+        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         found: dict[bytes, int] = {}
+
         async def behind() -> bool:
             return any([await consumer.position(tp) < ends[tp] for tp in tps])
 
@@ -194,7 +204,10 @@ async def test_each_class_reaches_its_pool_exactly_once(rsettings: Settings) -> 
         "fast-words": ({"profile": "whisper-1-fast", "timestamp_granularities": ["word"]}, s.kafka_cpu_topic),
         "never": ({"timestamp_granularities": ["speaker"], "diarization": "never"}, s.kafka_gpu_topic),
     }
-    refs = {name: AudioReference(event_id=f"{name}-{uuid.uuid4().hex[:6]}", object=OBJ, **fields) for name, (fields, _) in expected.items()}
+    refs = {
+        name: AudioReference(event_id=f"{name}-{uuid.uuid4().hex[:6]}", object=OBJ, **fields)
+        for name, (fields, _) in expected.items()
+    }
     unreadable = [(b"bad-json", b"this is not an event", []), (b"bad-fields", b'{"event_id": "x"}', [("h", b"1")])]
     async with running_router(s) as router, PoolTopics(s) as topics:
         await submit(s, list(refs.values()))
@@ -255,7 +268,7 @@ async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_on
     s = rsettings
     refs = [AudioReference(event_id=f"retry-{i}-{uuid.uuid4().hex[:6]}", object=OBJ) for i in range(5)]
     async with running_router(s) as router, PoolTopics(s) as topics:
-        producer = router._producer  # noqa: SLF001 - the test breaks this one producer's next commit
+        producer = router._producer
         assert producer is not None
         failures = 0
         original = producer.send_offsets_to_transaction
@@ -271,7 +284,7 @@ async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_on
         await submit(s, refs)
         await topics.until(lambda: len(topics.seen) >= len(refs))
         await topics.settle()
-        assert failures == 1 and router._producer is not producer, "the failed producer was replaced"  # noqa: SLF001
+        assert failures == 1 and router._producer is not producer, "the failed producer was replaced"
         (retries,) = [v for _, v in _samples(router, "fwv2_router_transaction_retries_total")]
         assert retries >= 1
     assert Counter(r.key for r in topics.seen) == Counter(r.event_id.encode() for r in refs)
@@ -282,12 +295,17 @@ async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_on
 # --- (b) overflow ---------------------------------------------------------------------------------------------
 
 
-async def commit_gpu_group(settings: Settings, position: Callable[[TopicPartition], Awaitable[int]] | None = None) -> None:
+async def commit_gpu_group(
+    settings: Settings, position: Callable[[TopicPartition], Awaitable[int]] | None = None
+) -> None:
     """Commit offsets for the GPU group with a bare consumer (no member joins): the end, or ``position``."""
     consumer = make_consumer(settings, group_id=settings.router_gpu_group_id, isolation_level="read_committed")
     await start_consumer(consumer)
     try:
-        tps = [TopicPartition(settings.kafka_gpu_topic, p) for p in sorted(await partitions_for(consumer, settings.kafka_gpu_topic))]
+        tps = [
+            TopicPartition(settings.kafka_gpu_topic, p)
+            for p in sorted(await partitions_for(consumer, settings.kafka_gpu_topic))
+        ]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.commit({tp: (await position(tp)) if position else ends[tp] for tp in tps})
@@ -299,7 +317,9 @@ def fillers(count: int) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes
     return [(f"filler-{i}".encode(), b'{"filler": true}', []) for i in range(count)]
 
 
-async def route_and_read(settings: Settings, topics: PoolTopics, fields: dict[str, object], count: int = 3) -> dict[str, str]:
+async def route_and_read(
+    settings: Settings, topics: PoolTopics, fields: dict[str, object], count: int = 3
+) -> dict[str, str]:
     """Submit ``count`` events with ``fields``; the pool topic each one landed on."""
     refs = [AudioReference(event_id=f"ev-{uuid.uuid4().hex[:8]}", object=OBJ, **fields) for _ in range(count)]
     await submit(settings, refs)
@@ -356,7 +376,9 @@ async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings)
         await commit_gpu_group(s)
         await eventually(lambda: not router.overflow.active, what="overflow to end again")
         assert set((await route_and_read(s, topics, {})).values()) == {gpu}
-        reasons = {labels["reason"]: v for labels, v in _samples(router, "fwv2_router_routed_total") if labels["pool"] == "cpu"}
+        reasons = {
+            labels["reason"]: v for labels, v in _samples(router, "fwv2_router_routed_total") if labels["pool"] == "cpu"
+        }
         assert reasons["overflow"] == 9 and reasons["fast_profile"] == 3
         (active,) = [v for _, v in _samples(router, "fwv2_router_overflow_active")]
         assert active == 0
@@ -435,7 +457,9 @@ class RouterProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "consumer.cli", "router"], env=self.env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "consumer.cli", "router"], env=self.env, stdout=log, stderr=log
+            )
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -455,7 +479,11 @@ async def test_a_sigkilled_router_loses_and_duplicates_nothing(rsettings: Settin
     s = rsettings
     count = 1200
     refs = [
-        AudioReference(event_id=f"k-{i:04d}-{uuid.uuid4().hex[:6]}", object=OBJ, profile=("whisper-1-fast" if i % 3 == 0 else "whisper-1"))
+        AudioReference(
+            event_id=f"k-{i:04d}-{uuid.uuid4().hex[:6]}",
+            object=OBJ,
+            profile=("whisper-1-fast" if i % 3 == 0 else "whisper-1"),
+        )
         for i in range(count)
     ]
     await submit(s, refs)
@@ -488,7 +516,9 @@ async def test_a_sigkilled_router_loses_and_duplicates_nothing(rsettings: Settin
     keys = Counter(r.key for r in topics.seen)
     assert len(keys) == count, f"lost {count - len(keys)} events"
     assert max(keys.values()) == 1, f"duplicated: {[k for k, n in keys.items() if n > 1][:5]}"
-    expected = {r.event_id.encode(): (s.kafka_cpu_topic if r.profile == "whisper-1-fast" else s.kafka_gpu_topic) for r in refs}
+    expected = {
+        r.event_id.encode(): (s.kafka_cpu_topic if r.profile == "whisper-1-fast" else s.kafka_gpu_topic) for r in refs
+    }
     assert all(r.topic == expected[r.key] for r in topics.seen if r.key)
     # The aborted records are still in the log: only read_uncommitted readers see them.
     uncommitted = await _records(s, "read_uncommitted")
@@ -567,8 +597,12 @@ async def test_each_event_is_transcribed_once_by_its_pool(
         new_reference(obj, profile="whisper-1"),
         new_reference(obj, profile="whisper-1-quality"),
     ]
-    bad = AudioReference(event_id=f"missing-{uuid.uuid4().hex[:6]}", object=ObjectRef(bucket="audio", key="routing/missing.wav"))
-    gpu_pool = s.model_copy(update={"kafka_input_topic": s.kafka_gpu_topic, "kafka_group_id": s.router_gpu_group_id, "worker_pool": "gpu"})
+    bad = AudioReference(
+        event_id=f"missing-{uuid.uuid4().hex[:6]}", object=ObjectRef(bucket="audio", key="routing/missing.wav")
+    )
+    gpu_pool = s.model_copy(
+        update={"kafka_input_topic": s.kafka_gpu_topic, "kafka_group_id": s.router_gpu_group_id, "worker_pool": "gpu"}
+    )
     cpu_pool = s.model_copy(update={"kafka_input_topic": s.kafka_cpu_topic, "worker_pool": "cpu"})
     async with ResultReader(s) as reader, running_router(s):
         await submit(s, [*refs, bad])
@@ -582,7 +616,10 @@ async def test_each_event_is_transcribed_once_by_its_pool(
     for results, pool in ((gpu_results, "gpu"), (cpu_results, "cpu")):
         for result in results.values():
             assert result.record["worker"]["pool"] == pool
-    assert gpu_results[bad.event_id].kind == "dead_letter" and gpu_results[bad.event_id].record["code"] == "OBJECT_NOT_FOUND"
+    assert (
+        gpu_results[bad.event_id].kind == "dead_letter"
+        and gpu_results[bad.event_id].record["code"] == "OBJECT_NOT_FOUND"
+    )
     assert gpu_results[bad.event_id].record["source"]["topic"] == s.kafka_gpu_topic
     for result in (cpu_results[refs[0].event_id], gpu_results[refs[1].event_id], gpu_results[refs[2].event_id]):
         assert result.kind == "transcript" and "light breeze" in result.record["text"].lower()

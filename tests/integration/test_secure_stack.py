@@ -2,7 +2,7 @@
 
 `fwv2 stack up --secure` runs beside the plaintext stack, on its own ports (Kafka 29092, MinIO 29000).
 Each test gets fresh topics and a fresh group, with exactly the ACLs the stack grants its principals
-(consumer.stack.acls), so a test that takes one away touches nothing else. Workers that must fail are
+(consumer.dev.stack.acls), so a test that takes one away touches nothing else. Workers that must fail are
 real `fwv2 worker` processes, whose logs are what an operator reads.
 """
 
@@ -22,18 +22,27 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import SecretStr
 
-from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.errors import StorageUnavailableError
-from consumer.kafka import make_admin, security_options
-from consumer.router import Router, RouterMetrics
-from consumer.settings import Settings
-from consumer.stack import EmbeddedStack
-from consumer.stack.acls import Acl, Operation, Resource, create_acls, delete_acls, gateway_acls, router_acls, worker_acls
-from consumer.stack.secure import SecureLayout, user
-from consumer.stack.topology import ensure_topics
-from consumer.storage import BlobStore, make_client
-from pipeline.stage import Pipeline
+from consumer.contract.errors import StorageUnavailableError
+from consumer.dev.client import ResultReader, new_reference, publish_references, upload
+from consumer.dev.stack import EmbeddedStack
+from consumer.dev.stack.acls import (
+    Acl,
+    Operation,
+    Resource,
+    create_acls,
+    delete_acls,
+    gateway_acls,
+    router_acls,
+    worker_acls,
+)
+from consumer.dev.stack.secure import SecureLayout, user
+from consumer.dev.stack.topology import ensure_topics
+from consumer.plumbing.kafka import make_admin, security_options
+from consumer.plumbing.settings import Settings
+from consumer.plumbing.storage import BlobStore, make_client
+from consumer.router.service import Router, RouterMetrics
 from gateway.server import serve_in_thread
+from pipeline.stage import Pipeline
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.integration.conftest import running_worker
 
@@ -117,15 +126,28 @@ async def principals(secure_stack: EmbeddedStack) -> Principals:
     )
     p = Principals(layout, admin, worker, layout.settings("router", **names), layout.settings("gateway", **names))
     loop = asyncio.get_running_loop()
-    topics = [names[k] for k in ("kafka_input_topic", "kafka_cpu_topic", "kafka_gpu_topic", "kafka_output_topic",
-                                 "kafka_dead_letter_topic")]
-    await ensure_topics(admin.kafka_bootstrap_servers, topics, PARTITIONS, loop.time() + 30, lambda _: None,
-                        security_options(admin))
-    await _acls(admin, create_acls, [
-        *worker_acls(worker, f"User:{user('worker')}"),
-        *router_acls(p.router, f"User:{user('router')}"),
-        *gateway_acls(p.gateway, f"User:{user('gateway')}"),
-    ])
+    topics = [
+        names[k]
+        for k in (
+            "kafka_input_topic",
+            "kafka_cpu_topic",
+            "kafka_gpu_topic",
+            "kafka_output_topic",
+            "kafka_dead_letter_topic",
+        )
+    ]
+    await ensure_topics(
+        admin.kafka_bootstrap_servers, topics, PARTITIONS, loop.time() + 30, lambda _: None, security_options(admin)
+    )
+    await _acls(
+        admin,
+        create_acls,
+        [
+            *worker_acls(worker, f"User:{user('worker')}"),
+            *router_acls(p.router, f"User:{user('router')}"),
+            *gateway_acls(p.gateway, f"User:{user('gateway')}"),
+        ],
+    )
     return p
 
 
@@ -151,11 +173,13 @@ async def _committed(admin: Settings, group: str) -> dict[TopicPartition, int]:
 async def _outcomes(reader_settings: Settings, count: int, timeout_s: float) -> list[dict]:
     found: list[dict] = []
     async with ResultReader(reader_settings, from_beginning=True) as reader:
+
         async def collect() -> None:
             async for result in reader.results():
                 found.append({"kind": result.kind, **result.record})
                 if len(found) >= count:
                     return
+
         await asyncio.wait_for(collect(), timeout_s)
     return found
 
@@ -178,7 +202,7 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 [sys.executable, "-m", "consumer.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
             )
 
@@ -241,9 +265,14 @@ async def test_a_wrong_password_or_an_untrusted_broker_stops_the_worker_with_the
     principals: Principals, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     p = principals
-    ref = new_reference(upload(p.gateway.model_copy(update={"s3_bucket": "audio"}), samples["train"],
-                               key=f"{p.gateway.gateway_upload_prefix}{uuid.uuid4().hex}/train.wav"),
-                        profile="whisper-1-fast")
+    ref = new_reference(
+        upload(
+            p.gateway.model_copy(update={"s3_bucket": "audio"}),
+            samples["train"],
+            key=f"{p.gateway.gateway_upload_prefix}{uuid.uuid4().hex}/train.wav",
+        ),
+        profile="whisper-1-fast",
+    )
     await publish_references(p.admin.model_copy(update={"kafka_input_topic": p.worker.kafka_input_topic}), [ref])
     wrong = "not-the-password-" + uuid.uuid4().hex[:6]
     refused = WorkerProcess(p.worker_env(KAFKA_SASL_PASSWORD=wrong), tmp_path / "wrong-password.log")
@@ -302,8 +331,9 @@ async def test_without_write_on_its_output_the_worker_holds_the_event_until_the_
 ) -> None:
     p = principals
     await _acls(p.admin, delete_acls, p.output_write())
-    ref = new_reference(upload(p.admin, samples["library"], key=f"uploads/{uuid.uuid4().hex}/library.wav"),
-                        profile="whisper-1-fast")
+    ref = new_reference(
+        upload(p.admin, samples["library"], key=f"uploads/{uuid.uuid4().hex}/library.wav"), profile="whisper-1-fast"
+    )
     worker = WorkerProcess(p.worker_env(), tmp_path / "worker.log")
     try:
         await publish_references(p.admin.model_copy(update={"kafka_input_topic": p.worker.kafka_input_topic}), [ref])
@@ -337,8 +367,9 @@ async def test_an_object_outside_the_workers_s3_policy_is_an_access_denied_dead_
     # The admin puts it there; the worker's user may read only the audio bucket.
     denied = new_reference(upload(p.admin, samples["weather"], bucket=RESTRICTED_BUCKET), profile="whisper-1-fast")
     allowed = new_reference(upload(p.admin, samples["weather"]), profile="whisper-1-fast")
-    await publish_references(p.admin.model_copy(update={"kafka_input_topic": p.worker.kafka_input_topic}),
-                             [denied, allowed])
+    await publish_references(
+        p.admin.model_copy(update={"kafka_input_topic": p.worker.kafka_input_topic}), [denied, allowed]
+    )
     async with running_worker(p.worker, pipeline):
         outcomes = {o["event_id"]: o for o in await _outcomes(p.gateway, 2, 120)}
     dead = outcomes[denied.event_id]

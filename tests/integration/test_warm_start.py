@@ -8,8 +8,8 @@ import socket
 import urllib.error
 import urllib.request
 
-from consumer.runner import run_worker
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
+from consumer.worker.runner import run_worker
 
 
 def _free_port() -> int:
@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 def _get(port: int, path: str) -> tuple[int, dict[str, object] | None]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

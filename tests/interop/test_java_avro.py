@@ -18,9 +18,16 @@ from typing import Any
 
 import pytest
 
-from consumer.avro import SCHEMA_DIR, load_schema
-from consumer.errors import StorageUnavailableError
-from consumer.events import AudioReference, ObjectRef, dead_letter_record, encode_dead_letter, encode_transcript, transcript_record
+from consumer.contract.avro import SCHEMA_DIR, load_schema
+from consumer.contract.errors import StorageUnavailableError
+from consumer.contract.events import (
+    AudioReference,
+    ObjectRef,
+    dead_letter_record,
+    encode_dead_letter,
+    encode_transcript,
+    transcript_record,
+)
 from pipeline.types import Diarization, DiarizationStatus, Granularity, Segment, Speaker, Task, Transcript, Word
 
 JAVA_DIR = Path(__file__).parent / "java"
@@ -38,7 +45,9 @@ METADATA = {"tenant": "acme", "call": "Köln→東京 #42", "emoji": "🎧", "em
 def _ref() -> AudioReference:
     return AudioReference(
         event_id="0b9c1f5e-5a4d-4a55-9a33-6f1e0c2d7e11",
-        object=ObjectRef(bucket="audio", key="calls/2026/köln.m4a", etag="9b2cf535f27731c974343645a3985328", size_bytes=190_464),
+        object=ObjectRef(
+            bucket="audio", key="calls/2026/köln.m4a", etag="9b2cf535f27731c974343645a3985328", size_bytes=190_464
+        ),
         profile="whisper-1-quality",
         timestamp_granularities=(Granularity.WORD, Granularity.SPEAKER),
         metadata=METADATA,
@@ -46,7 +55,11 @@ def _ref() -> AudioReference:
 
 
 def _transcript() -> Transcript:
-    first = (Word(0.0, 0.52, " Grüße", 0.91, "SPEAKER_00"), Word(0.52, 0.8, " aus", 0.99, "SPEAKER_00"), Word(0.8, 1.3, " Köln,", 0.87, "SPEAKER_00"))
+    first = (
+        Word(0.0, 0.52, " Grüße", 0.91, "SPEAKER_00"),
+        Word(0.52, 0.8, " aus", 0.99, "SPEAKER_00"),
+        Word(0.8, 1.3, " Köln,", 0.87, "SPEAKER_00"),
+    )
     second = (Word(1.6, 2.1, " 東京で", 0.64, "SPEAKER_01"), Word(2.1, 3.25, "会いましょう", 0.58, "SPEAKER_01"))
     return Transcript(
         model="large-v3",
@@ -72,15 +85,33 @@ def _transcript() -> Transcript:
 def _dead_letter_value(original: bytes) -> dict[str, Any]:
     error = StorageUnavailableError("object store answered 503 for s3://audio/calls/2026/köln.m4a")
     return dead_letter_record(
-        error, event_id=_ref().event_id, key=b"call-42", value=original, topic="audio.references",
-        partition=5, offset=1_234_567_890_123, attempts=4, group="fwv2-gpu", pool="gpu", host="worker-7",
+        error,
+        event_id=_ref().event_id,
+        key=b"call-42",
+        value=original,
+        topic="audio.references",
+        partition=5,
+        offset=1_234_567_890_123,
+        attempts=4,
+        group="fwv2-gpu",
+        pool="gpu",
+        host="worker-7",
     )
 
 
 @pytest.fixture(scope="module")
 def avro_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("maven") / "classpath.txt"
-    cmd = ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(JAVA_DIR / "pom.xml"), BUILD_CLASSPATH, f"-Dmdep.outputFile={out}"]
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(JAVA_DIR / "pom.xml"),
+        BUILD_CLASSPATH,
+        f"-Dmdep.outputFile={out}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"maven failed:\n{proc.stdout}\n{proc.stderr}"
     return out.read_text().strip()
@@ -106,29 +137,52 @@ def _json_bytes(record: dict[str, Any]) -> dict[str, Any]:
 
 def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> None:
     ref = _ref()
-    transcript = transcript_record(ref, _transcript(), blob_etag=ref.object.etag, blob_size=190_464, fetch_s=0.0023,
-                                   total_s=0.71, group="fwv2-gpu", pool="gpu", host="worker-7")
+    transcript = transcript_record(
+        ref,
+        _transcript(),
+        blob_etag=ref.object.etag,
+        blob_size=190_464,
+        fetch_s=0.0023,
+        total_s=0.71,
+        group="fwv2-gpu",
+        pool="gpu",
+        host="worker-7",
+    )
     dead_letter = _dead_letter_value(ref.to_avro())
     transcript_bytes = encode_transcript(transcript)
     tampered = bytearray(transcript_bytes)
     tampered[5] ^= 0x01  # one bit of the fingerprint
 
-    out = _decode_in_java(avro_classpath, {
-        "transcript.bin": ("transcript_event", transcript_bytes),
-        "dead_letter.bin": ("dead_letter", encode_dead_letter(dead_letter)),
-        "reference.bin": ("audio_reference", ref.to_avro()),
-        "tampered.bin": ("transcript_event", bytes(tampered)),
-        "wrong_schema.bin": ("transcript_event", encode_dead_letter(dead_letter)),
-    }, tmp_path)
+    out = _decode_in_java(
+        avro_classpath,
+        {
+            "transcript.bin": ("transcript_event", transcript_bytes),
+            "dead_letter.bin": ("dead_letter", encode_dead_letter(dead_letter)),
+            "reference.bin": ("audio_reference", ref.to_avro()),
+            "tampered.bin": ("transcript_event", bytes(tampered)),
+            "wrong_schema.bin": ("transcript_event", encode_dead_letter(dead_letter)),
+        },
+        tmp_path,
+    )
 
     # Java's CRC-64-AVRO of each .avsc, in wire order, is the fingerprint we frame with.
-    for label, schema in (("transcript.bin", "transcript_event"), ("dead_letter.bin", "dead_letter"), ("reference.bin", "audio_reference")):
+    for label, schema in (
+        ("transcript.bin", "transcript_event"),
+        ("dead_letter.bin", "dead_letter"),
+        ("reference.bin", "audio_reference"),
+    ):
         assert out[label, "fingerprint"] == load_schema(schema).fingerprint.hex()
 
     got = json.loads(out["transcript.bin", "record"])
     assert got["event_id"] == ref.event_id
     assert got["text"] == TEXT
-    assert [w["word"] for s in got["segments"] for w in s["words"]] == [" Grüße", " aus", " Köln,", " 東京で", "会いましょう"]
+    assert [w["word"] for s in got["segments"] for w in s["words"]] == [
+        " Grüße",
+        " aus",
+        " Köln,",
+        " 東京で",
+        "会いましょう",
+    ]
     assert got["segments"][1]["words"][0]["speaker"] == "SPEAKER_01"
     assert got["metadata"] == METADATA
     assert got["diarization"] == {"status": "applied", "reason": None}

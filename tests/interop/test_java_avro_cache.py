@@ -6,17 +6,26 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from consumer.events import encode_transcript, transcript_record
+from consumer.contract.events import encode_transcript, transcript_record
 from pipeline.types import CacheHit, CacheMatch, CacheTier
 from tests.interop.test_java_avro import _decode_in_java, _ref, _transcript, avro_classpath  # noqa: F401 - a fixture
 
 
-def test_java_reads_the_cache_field(avro_classpath: str, tmp_path: Path) -> None:  # noqa: F811
+def test_java_reads_the_cache_field(avro_classpath: str, tmp_path: Path) -> None:
     ref = _ref()
     hit = CacheHit(CacheTier.S3, CacheMatch.CONTENT, computed_at_ms=1_764_064_800_123)
     served = replace(_transcript(), decode_s=0.0, transcribe_s=0.0, diarize_s=0.0, cache=hit)
-    record = transcript_record(ref, served, blob_etag=ref.object.etag, blob_size=190_464, fetch_s=0.0021,
-                               total_s=0.0093, group="fwv2-gpu", pool="gpu", host="worker-7")
+    record = transcript_record(
+        ref,
+        served,
+        blob_etag=ref.object.etag,
+        blob_size=190_464,
+        fetch_s=0.0021,
+        total_s=0.0093,
+        group="fwv2-gpu",
+        pool="gpu",
+        host="worker-7",
+    )
     out = _decode_in_java(avro_classpath, {"hit.bin": ("transcript_event", encode_transcript(record))}, tmp_path)
     got = json.loads(out["hit.bin", "record"])
     assert got["cache"] == {"tier": "s3", "matched_by": "content", "computed_at": 1_764_064_800_123}

@@ -7,20 +7,20 @@ import json
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from consumer.avro import AUDIO_REFERENCE, DEAD_LETTER, MAGIC, SCHEMA_DIR, TRANSCRIPT_EVENT, load_schema
-from consumer.events import (
+from consumer.contract.avro import AUDIO_REFERENCE, DEAD_LETTER, MAGIC, SCHEMA_DIR, TRANSCRIPT_EVENT, load_schema
+from consumer.contract.errors import MalformedEventError
+from consumer.contract.events import (
     AudioReference,
     ObjectRef,
+    dead_letter_record,
     decode_dead_letter,
     decode_transcript,
-    dead_letter_record,
     encode_dead_letter,
     encode_transcript,
     parse_audio_reference,
-    transcript_record,
     transcript_from_record,
+    transcript_record,
 )
-from consumer.errors import MalformedEventError
 from pipeline.errors import ErrorCode, UndecodableAudioError
 from pipeline.types import (
     Diarization,
@@ -59,7 +59,19 @@ def test_header_is_marker_plus_wire_order_fingerprint() -> None:
     schema = load_schema(TRANSCRIPT_EVENT)
     canonical = to_parsing_canonical_form(json.loads((SCHEMA_DIR / "transcript_event.avsc").read_text()))
     fp_hex = fingerprint(canonical, "CRC-64-AVRO")
-    encoded = encode_transcript(transcript_record(_ref(), _transcript(), blob_etag="x", blob_size=10, fetch_s=0.1, total_s=0.5, group="g", pool="cpu", host="h"))
+    encoded = encode_transcript(
+        transcript_record(
+            _ref(),
+            _transcript(),
+            blob_etag="x",
+            blob_size=10,
+            fetch_s=0.1,
+            total_s=0.5,
+            group="g",
+            pool="cpu",
+            host="h",
+        )
+    )
     assert encoded[:2] == MAGIC
     assert encoded[2:10] == bytes.fromhex(fp_hex) == schema.fingerprint
 
@@ -71,10 +83,27 @@ def test_each_schema_has_a_distinct_fingerprint() -> None:
 
 def test_transcript_round_trip_keeps_every_field() -> None:
     ref = _ref(timestamp_granularities=(Granularity.WORD,), metadata={"team": "calls", "ünï": "cödé"})
-    record = transcript_record(ref, _transcript(), blob_etag="etag-1", blob_size=1234, fetch_s=0.01, total_s=0.3, group="fwv2-cpu", pool="cpu", host="box")
+    record = transcript_record(
+        ref,
+        _transcript(),
+        blob_etag="etag-1",
+        blob_size=1234,
+        fetch_s=0.01,
+        total_s=0.3,
+        group="fwv2-cpu",
+        pool="cpu",
+        host="box",
+    )
     back = decode_transcript(encode_transcript(record))
     assert back["event_id"] == "e-1"
-    assert back["object"] == {"bucket": "audio", "key": "a/b.wav", "version_id": None, "etag": "etag-1", "content_type": None, "size_bytes": 1234}
+    assert back["object"] == {
+        "bucket": "audio",
+        "key": "a/b.wav",
+        "version_id": None,
+        "etag": "etag-1",
+        "content_type": None,
+        "size_bytes": 1234,
+    }
     assert back["segments"][0]["words"][1]["word"] == " world."
     assert back["metadata"] == {"team": "calls", "ünï": "cödé"}
     assert back["warnings"] == list(_transcript().warnings)
@@ -83,13 +112,27 @@ def test_transcript_round_trip_keeps_every_field() -> None:
 
 
 def test_words_are_left_out_unless_asked_for() -> None:
-    record = transcript_record(_ref(), _transcript(), blob_etag=None, blob_size=None, fetch_s=0, total_s=0, group="g", pool="cpu", host="h")
+    record = transcript_record(
+        _ref(), _transcript(), blob_etag=None, blob_size=None, fetch_s=0, total_s=0, group="g", pool="cpu", host="h"
+    )
     assert record["segments"][0]["words"] == []
 
 
 def test_dead_letter_round_trip_carries_original_bytes() -> None:
     err = UndecodableAudioError("the file has no audio track")
-    record = dead_letter_record(err, event_id="e-9", key=b"k", value=b"\x00\xffraw", topic="in", partition=3, offset=42, attempts=1, group="g", pool="cpu", host="h")
+    record = dead_letter_record(
+        err,
+        event_id="e-9",
+        key=b"k",
+        value=b"\x00\xffraw",
+        topic="in",
+        partition=3,
+        offset=42,
+        attempts=1,
+        group="g",
+        pool="cpu",
+        host="h",
+    )
     back = decode_dead_letter(encode_dead_letter(record))
     assert back["code"] == "UNDECODABLE_AUDIO"
     assert back["original_value"] == b"\x00\xffraw"
@@ -104,7 +147,12 @@ def test_every_error_code_is_in_the_dead_letter_enum() -> None:
 
 
 def test_input_parses_from_json_and_from_avro_the_same() -> None:
-    ref = _ref(profile="whisper-1-fast", language="en", timestamp_granularities=(Granularity.WORD, Granularity.SPEAKER), metadata={"a": "b"})
+    ref = _ref(
+        profile="whisper-1-fast",
+        language="en",
+        timestamp_granularities=(Granularity.WORD, Granularity.SPEAKER),
+        metadata={"a": "b"},
+    )
     assert parse_audio_reference(ref.to_json()) == ref
     assert parse_audio_reference(ref.to_avro()) == ref
 

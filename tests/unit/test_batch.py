@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 import pipeline.stage as stage_module
-from consumer.samples import SAMPLES, make_samples
-from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
+from consumer.dev.samples import SAMPLES, make_samples
 from pipeline.batch import batch_key
 from pipeline.config import EngineConfig
 from pipeline.stage import Pipeline
 from pipeline.types import DiarizationStatus, Granularity, Transcript, TranscriptionRequest
+from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
 
 WORDS = TranscriptionRequest(profile="whisper-1-fast", granularities=frozenset({Granularity.WORD}))
 
@@ -83,7 +83,9 @@ def test_what_cannot_share_a_pass_runs_alone(stage: Pipeline, clips: list[bytes]
 
 def test_only_requests_that_decode_alike_share_a_batch(stage: Pipeline) -> None:
     t = stage.transcriber
-    assert batch_key(t, WORDS, 10.0) == batch_key(t, TranscriptionRequest(profile="whisper-1-fast", granularities=frozenset({Granularity.WORD})), 5.0)
+    assert batch_key(t, WORDS, 10.0) == batch_key(
+        t, TranscriptionRequest(profile="whisper-1-fast", granularities=frozenset({Granularity.WORD})), 5.0
+    )
     assert batch_key(t, WORDS, 10.0) != batch_key(t, TranscriptionRequest(profile="whisper-1-fast"), 10.0)
     assert batch_key(t, WORDS, 31.0) is None  # more than one window
     assert batch_key(t, TranscriptionRequest(profile="whisper-1-quality"), 10.0) is None
@@ -93,7 +95,9 @@ def test_silence_in_a_batch_gives_an_empty_transcript(stage: Pipeline, clips: li
     import subprocess
 
     silent = tmp_path / "silence.wav"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3", str(silent)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3", str(silent)], check=True
+    )
     out = stage.process_batch([(silent.read_bytes(), WORDS), (clips[0], WORDS)])
     assert isinstance(out[0], Transcript) and out[0].text == "" and out[0].segments == ()
     assert isinstance(out[1], Transcript) and out[1].text

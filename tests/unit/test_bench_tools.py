@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer.bench_latency import summarize as summarize_latency
-from consumer.bench_scale import current_assignment
-from consumer.bench_soak import summarize as summarize_soak
-from consumer.bench_tools import MB, log_events, percentile, rebalances, slope
-from consumer.cli import _issue7_bench_argv, build_parser
+from bench.latency import summarize as summarize_latency
+from bench.scale import current_assignment
+from bench.soak import summarize as summarize_soak
+from bench.tools import MB, log_events, percentile, rebalances, slope
+from consumer.cli import _script_argv, build_parser
 
 
 @pytest.mark.parametrize("q", [0.0, 0.05, 0.5, 0.9, 0.95, 1.0])
@@ -47,8 +47,12 @@ def test_soak_summary_reports_growth_and_slopes() -> None:
 
 def test_latency_summary_ratios() -> None:
     timings = {"fetch_s": 0.01, "decode_s": 0.02, "transcribe_s": 0.5, "total_s": 0.55}
-    raw = {"stage_s": [0.6, 0.7, 0.65], "bare_s": [0.5, 0.5, 0.5], "stage_timings": [timings] * 3,
-           "texts": {"stage": "Hello  world", "bare": "hello world"}}
+    raw = {
+        "stage_s": [0.6, 0.7, 0.65],
+        "bare_s": [0.5, 0.5, 0.5],
+        "stage_timings": [timings] * 3,
+        "texts": {"stage": "Hello  world", "bare": "hello world"},
+    }
     s = summarize_latency(raw)
     assert s["ratio_p50"] == pytest.approx(1.3)
     assert s["stage"]["n"] == 3 and s["same_text"] is True
@@ -80,20 +84,25 @@ def test_rebalances_and_assignment_from_worker_logs(tmp_path: Path) -> None:
         (["bench"], []),
         (["bench", "--latency", "--events", "3"], ["latency", "--events", "3"]),
         (["bench", "--soak", "--json", "s.json"], ["soak", "--json", "s.json"]),
-        (["bench", "--long", "--profile", "whisper-1", "--seconds", "600"], ["long", "--profile", "whisper-1", "--seconds", "600"]),
+        (
+            ["bench", "--long", "--profile", "whisper-1", "--seconds", "600"],
+            ["long", "--profile", "whisper-1", "--seconds", "600"],
+        ),
         (["bench", "--long", "--files", "a.mp3"], ["long", "--file", "a.mp3"]),
         (["bench", "--scale", "--rounds", "3", "--events", "20"], ["scale", "--events", "20", "--rounds", "3"]),
     ],
 )
 def test_fwv2_bench_hands_its_options_to_the_script(argv: list[str], expected: list[str]) -> None:
-    assert _issue7_bench_argv(build_parser().parse_args(argv)) == expected
-
+    assert _script_argv(build_parser().parse_args(argv)) == expected
 
 
 def test_the_throughput_markdown_replaces_only_its_own_section() -> None:
-    from consumer.bench import replace_section
+    from bench.main import replace_section
 
     doc = "# Benchmarks\n\n## Throughput: the stage against bare faster-whisper\n\nold\n\n## Result cache\n\nkept\n"
     new = replace_section(doc, "## Throughput: the stage against bare faster-whisper\n\nnew\n")
-    assert new == "# Benchmarks\n\n## Throughput: the stage against bare faster-whisper\n\nnew\n\n## Result cache\n\nkept\n"
+    assert (
+        new
+        == "# Benchmarks\n\n## Throughput: the stage against bare faster-whisper\n\nnew\n\n## Result cache\n\nkept\n"
+    )
     assert replace_section("# Benchmarks\n", "## Other\n\nx\n") == "# Benchmarks\n\n## Other\n\nx\n"

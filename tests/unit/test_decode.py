@@ -47,7 +47,20 @@ def test_common_formats_decode_to_16k_mono(speech: Path, tmp_path: Path, suffix:
 
 def test_video_with_audio_track(speech: Path, tmp_path: Path) -> None:
     target = tmp_path / "clip.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "color=c=black:s=32x32:d=2", "-i", str(speech), "-shortest", "-c:v", "libx264", "-c:a", "aac", str(target))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=32x32:d=2",
+        "-i",
+        str(speech),
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        str(target),
+    )
     assert decode_audio(target.read_bytes(), 3600).duration_s > 1.5
 
 

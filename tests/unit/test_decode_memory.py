@@ -45,7 +45,9 @@ def test_buffer_grows_and_trims_without_losing_samples() -> None:
 def test_ten_minutes_cost_one_copy_of_the_waveform(tmp_path: Path) -> None:
     # 600 s of 16 kHz float32 is 38 MB; concatenating int16 chunks and then scaling held it 3-4 times.
     target = tmp_path / "long.mp3"
-    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=600:sample_rate=16000", "-ac", "1", "-b:a", "32k", str(target))
+    _ffmpeg(
+        "-f", "lavfi", "-i", "sine=frequency=300:duration=600:sample_rate=16000", "-ac", "1", "-b:a", "32k", str(target)
+    )
     data = target.read_bytes()
     decode_audio(data[:50_000], 3600)  # the decoder's own first-use allocations, outside the measurement
     before = _rss_peak()

@@ -1,7 +1,14 @@
 from __future__ import annotations
 
-from consumer.dedupe import RecentEvents, event_id_of_transcript
-from consumer.events import AudioReference, ObjectRef, encode_dead_letter, encode_transcript, dead_letter_record, transcript_record
+from consumer.contract.events import (
+    AudioReference,
+    ObjectRef,
+    dead_letter_record,
+    encode_dead_letter,
+    encode_transcript,
+    transcript_record,
+)
+from consumer.worker.dedupe import RecentEvents, event_id_of_transcript
 from pipeline.types import Diarization, DiarizationStatus, Task, Transcript
 
 
@@ -24,14 +31,32 @@ def test_zero_capacity_remembers_nothing() -> None:
 
 def test_event_id_is_read_from_the_transcript_header_alone() -> None:
     ref = AudioReference(event_id="ünïcode-" + "x" * 200, object=ObjectRef(bucket="audio", key="k"))
-    t = Transcript("tiny.en", "whisper-1", Task.TRANSCRIBE, "en", None, 1.0, "hi", (), Diarization(DiarizationStatus.NOT_REQUESTED))
-    value = encode_transcript(transcript_record(ref, t, blob_etag=None, blob_size=1, fetch_s=0, total_s=0, group="g", pool="cpu", host="h"))
+    t = Transcript(
+        "tiny.en", "whisper-1", Task.TRANSCRIBE, "en", None, 1.0, "hi", (), Diarization(DiarizationStatus.NOT_REQUESTED)
+    )
+    value = encode_transcript(
+        transcript_record(ref, t, blob_etag=None, blob_size=1, fetch_s=0, total_s=0, group="g", pool="cpu", host="h")
+    )
     assert event_id_of_transcript(value) == ref.event_id
     assert event_id_of_transcript(b"{}") is None
     assert event_id_of_transcript(value[:12]) is None  # cut short: no answer rather than a wrong one
 
 
 def test_dead_letters_are_not_mistaken_for_transcripts() -> None:
-    letter = encode_dead_letter(dead_letter_record(ValueError("x"), event_id="e", key=None, value=b"v", topic="t", partition=0, offset=1, attempts=1, group="g", pool="cpu", host="h"))
+    letter = encode_dead_letter(
+        dead_letter_record(
+            ValueError("x"),
+            event_id="e",
+            key=None,
+            value=b"v",
+            topic="t",
+            partition=0,
+            offset=1,
+            attempts=1,
+            group="g",
+            pool="cpu",
+            host="h",
+        )
+    )
     # Only the output topic is read for dedupe; even so, a dead letter's first field is a union.
     assert event_id_of_transcript(letter) != "e"

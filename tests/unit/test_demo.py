@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from consumer.demo import SpeakerTurn, speaker_turns, with_diarization
-from consumer.samples import CONVERSATION
-from consumer.settings import Settings
+from consumer.dev.demo import SpeakerTurn, speaker_turns, with_diarization
+from consumer.dev.samples import CONVERSATION
+from consumer.plumbing.settings import Settings
 
 
 def word(start: float, end: float, text: str, speaker: str | None) -> dict[str, Any]:
@@ -20,14 +20,29 @@ def segment(start: float, end: float, text: str, speaker: str | None, words: lis
 
 
 def test_consecutive_words_of_one_speaker_are_one_turn() -> None:
-    record = {"segments": [
-        segment(0.0, 2.0, " Good morning.", "SPEAKER_00", [word(0.0, 0.9, " Good", "SPEAKER_00"),
-                                                          word(1.0, 2.0, " morning.", "SPEAKER_00")]),
-        segment(2.0, 4.5, " Thanks, hello.", "SPEAKER_00", [word(2.0, 2.8, " Thanks,", "SPEAKER_00"),
-                                                           word(2.9, 3.3, " uh", None),  # unplaced: stays in the turn
-                                                           word(3.5, 4.5, " hello.", "SPEAKER_01")]),
-        segment(5.0, 12.3, " Bye.", "SPEAKER_00", [word(5.0, 12.3, " Bye.", "SPEAKER_00")]),
-    ]}
+    record = {
+        "segments": [
+            segment(
+                0.0,
+                2.0,
+                " Good morning.",
+                "SPEAKER_00",
+                [word(0.0, 0.9, " Good", "SPEAKER_00"), word(1.0, 2.0, " morning.", "SPEAKER_00")],
+            ),
+            segment(
+                2.0,
+                4.5,
+                " Thanks, hello.",
+                "SPEAKER_00",
+                [
+                    word(2.0, 2.8, " Thanks,", "SPEAKER_00"),
+                    word(2.9, 3.3, " uh", None),  # unplaced: stays in the turn
+                    word(3.5, 4.5, " hello.", "SPEAKER_01"),
+                ],
+            ),
+            segment(5.0, 12.3, " Bye.", "SPEAKER_00", [word(5.0, 12.3, " Bye.", "SPEAKER_00")]),
+        ]
+    }
     turns = speaker_turns(record)
     assert turns == [
         SpeakerTurn(0.0, 3.3, "SPEAKER_00", "Good morning. Thanks, uh"),
@@ -42,8 +57,12 @@ def test_consecutive_words_of_one_speaker_are_one_turn() -> None:
 
 
 def test_without_speakers_each_segment_is_a_line() -> None:
-    record = {"segments": [segment(0.0, 2.0, " One.", None, [word(0.0, 2.0, " One.", None)]),
-                           segment(2.5, 4.0, " Two.", None, [])]}
+    record = {
+        "segments": [
+            segment(0.0, 2.0, " One.", None, [word(0.0, 2.0, " One.", None)]),
+            segment(2.5, 4.0, " Two.", None, []),
+        ]
+    }
     assert [t.line() for t in speaker_turns(record)] == ["[ 0.0- 2.0] One.", "[ 2.5- 4.0] Two."]
 
 
@@ -57,5 +76,5 @@ def test_the_demo_turns_diarization_on_unless_told_otherwise(monkeypatch: pytest
 def test_the_conversation_is_long_enough_for_auto_and_its_turns_short() -> None:
     assert len(CONVERSATION.voices) == 3 and {t.speaker for t in CONVERSATION.turns} == set(CONVERSATION.voices)
     assert all(a.speaker != b.speaker for a, b in zip(CONVERSATION.turns, CONVERSATION.turns[1:], strict=False))
-    assert 2 <= min(len(t.text.split()) for t in CONVERSATION.turns)
+    assert min(len(t.text.split()) for t in CONVERSATION.turns) >= 2
     assert 100 <= len(CONVERSATION.text.split()) <= 150  # about 45-60 s at 140 words per minute

@@ -154,7 +154,9 @@ def test_many_words_and_turns_stay_fast() -> None:
 
     turns = tuple(SpeakerTurn(t * 3.0, t * 3.0 + 3.0, (A, B)[t % 2]) for t in range(2400))
     words = tuple(_w(i * 0.4, i * 0.4 + 0.3, f" w{i}") for i in range(18_000))
-    segments = tuple(_seg(k, words[k * 30].start, words[k * 30 + 29].end, words[k * 30 : k * 30 + 30]) for k in range(600))
+    segments = tuple(
+        _seg(k, words[k * 30].start, words[k * 30 + 29].end, words[k * 30 : k * 30 + 30]) for k in range(600)
+    )
     started = time.perf_counter()
     out = assign_speakers(_transcript(*segments), turns)
     assert time.perf_counter() - started < 5.0

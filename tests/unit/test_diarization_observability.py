@@ -9,12 +9,29 @@ from types import SimpleNamespace
 
 import pytest
 
-from consumer.events import AudioReference, ObjectRef, decode_transcript, encode_transcript, transcript_from_record, transcript_record
-from consumer.health import HealthState, diarization_state, serve
-from consumer.metrics import WorkerMetrics
-from consumer.settings import Settings
-from consumer.worker import Worker, inference_seconds
-from pipeline.types import CacheHit, CacheMatch, CacheTier, Diarization, DiarizationStatus, Segment, Speaker, Task, Transcript
+from consumer.contract.events import (
+    AudioReference,
+    ObjectRef,
+    decode_transcript,
+    encode_transcript,
+    transcript_from_record,
+    transcript_record,
+)
+from consumer.plumbing.health import HealthState, diarization_state, serve
+from consumer.plumbing.settings import Settings
+from consumer.worker.loop import Worker, inference_seconds
+from consumer.worker.metrics import WorkerMetrics
+from pipeline.types import (
+    CacheHit,
+    CacheMatch,
+    CacheTier,
+    Diarization,
+    DiarizationStatus,
+    Segment,
+    Speaker,
+    Task,
+    Transcript,
+)
 
 DESCRIBED: dict[str, object] = {
     "engine": "pyannote.audio (segmentation-3.0 + CAM++)",
@@ -121,7 +138,9 @@ async def test_readyz_serves_the_diarization_object() -> None:
     server = await serve(0, state, WorkerMetrics(), host="127.0.0.1")
     port = server.sockets[0].getsockname()[1]
     try:
-        raw = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).read())  # noqa: S310
+        raw = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).read()
+        )
     finally:
         server.close()
     body = json.loads(raw)
@@ -142,7 +161,9 @@ def _build_info(metrics: WorkerMetrics, diarization: dict[str, object]) -> dict[
 
 
 def test_build_info_names_the_diarization_engine_and_device() -> None:
-    labels = _build_info(WorkerMetrics(), diarization_state(_FakeDiarizer({**DESCRIBED, "device": "cuda:0"}), enabled=True))
+    labels = _build_info(
+        WorkerMetrics(), diarization_state(_FakeDiarizer({**DESCRIBED, "device": "cuda:0"}), enabled=True)
+    )
     assert labels == {
         "version": "1.2.3",
         "model": "tiny.en",
@@ -169,7 +190,9 @@ def _sample(metrics: WorkerMetrics, name: str, **labels: str) -> float | None:
 
 def test_transcription_duration_is_the_wall_time_not_the_sum() -> None:
     metrics = WorkerMetrics()
-    _worker(metrics)._observe(_transcript(transcribe_s=10.0, diarize_s=8.0, inference_s=10.5), fetch_s=0.1, publish_s=0.05)
+    _worker(metrics)._observe(
+        _transcript(transcribe_s=10.0, diarize_s=8.0, inference_s=10.5), fetch_s=0.1, publish_s=0.05
+    )
     labels = {"model": "tiny.en", "profile": "whisper-1", "with_diarization": "true"}
     assert _sample(metrics, "transcription_duration_seconds_sum", **labels) == pytest.approx(10.5)
     assert _sample(metrics, "transcription_duration_seconds_count", **labels) == 1
@@ -228,7 +251,7 @@ def test_a_record_of_the_previous_schema_reads_inference_s_as_zero() -> None:
 
     from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-    from consumer.avro import SCHEMA_DIR
+    from consumer.contract.avro import SCHEMA_DIR
 
     new_raw = json.loads((SCHEMA_DIR / "transcript_event.avsc").read_text())
     old_raw = json.loads(json.dumps(new_raw))

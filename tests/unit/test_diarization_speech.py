@@ -239,7 +239,7 @@ def test_find_sound_join_and_remap_round_trip() -> None:
 
 
 def test_one_short_stretch_or_almost_nothing_is_too_little_to_diarize() -> None:
-    from pipeline.diarization.speech import MIN_SINGLE_SPAN_S, SpeechMap, Span, too_little
+    from pipeline.diarization.speech import MIN_SINGLE_SPAN_S, Span, SpeechMap, too_little
 
     assert too_little(SpeechMap(()))
     assert too_little(SpeechMap((Span(10.0, 10.0 + MIN_SINGLE_SPAN_S - 0.1, 0.0),)))  # "Hello?" alone

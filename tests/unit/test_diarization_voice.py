@@ -105,9 +105,16 @@ def test_two_voices_cam_plus_plus_merges_are_two_speakers() -> None:
 def test_one_voice_stays_one_speaker() -> None:
     # A monologue: pitch and loudness wander from segment to segment, the envelope does not; CAM++
     # a little looser than for the variants above (cosine 0.7).
-    samples, spans = _spans([_voice(1.0, 0.95, f0, seed) for seed, f0 in enumerate((100, 115, 130, 95, 140, 120, 110, 105))])
+    samples, spans = _spans(
+        [_voice(1.0, 0.95, f0, seed) for seed, f0 in enumerate((100, 115, 130, 95, 140, 120, 110, 105))]
+    )
     labels = cluster(
-        _alike(8, 0.7), np.full(8, 3.0), THRESHOLD, MIN_TRAIN_S, spectra=spectra(samples, spans), spectral_weight=SPECTRAL_WEIGHT
+        _alike(8, 0.7),
+        np.full(8, 3.0),
+        THRESHOLD,
+        MIN_TRAIN_S,
+        spectra=spectra(samples, spans),
+        spectral_weight=SPECTRAL_WEIGHT,
     )
     assert labels.tolist() == [0] * 8
 

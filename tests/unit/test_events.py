@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from consumer.errors import InvalidEventError, MalformedEventError
-from consumer.events import MAX_METADATA_BYTES, parse_audio_reference, parse_granularities, peek_event_id
+from consumer.contract.errors import InvalidEventError, MalformedEventError
+from consumer.contract.events import MAX_METADATA_BYTES, parse_audio_reference, parse_granularities, peek_event_id
 from pipeline.errors import ErrorCode
 from pipeline.types import DiarizationMode, Granularity, Task
 
@@ -29,7 +29,9 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
 
 
 def test_produced_at_accepts_iso_and_epoch_millis() -> None:
-    a = parse_audio_reference(b'{"event_id":"x","object":{"bucket":"audio","key":"k"},"produced_at":"2026-11-25T10:00:00Z"}')
+    a = parse_audio_reference(
+        b'{"event_id":"x","object":{"bucket":"audio","key":"k"},"produced_at":"2026-11-25T10:00:00Z"}'
+    )
     b = parse_audio_reference(b'{"event_id":"x","object":{"bucket":"audio","key":"k"},"produced_at":1795600800000}')
     assert a.produced_at is not None and b.produced_at is not None
     assert a.produced_at.year == 2026 and b.produced_at.year == 2026
@@ -55,7 +57,10 @@ def test_unreadable_values_are_malformed(value: bytes) -> None:
         ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "min_speakers": "two"}, "min_speakers"),
         ({"event_id": 5, "object": {"bucket": "audio", "key": "k"}}, "event_id"),
         ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "language": "xx"}, "language"),
-        ({"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "min_speakers": 4, "max_speakers": 2}, "min_speakers"),
+        (
+            {"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "min_speakers": 4, "max_speakers": 2},
+            "min_speakers",
+        ),
     ],
 )
 def test_wrong_fields_are_invalid_and_named(event: dict[str, object], field: str) -> None:
@@ -65,7 +70,11 @@ def test_wrong_fields_are_invalid_and_named(event: dict[str, object], field: str
 
 
 def test_huge_metadata_is_refused() -> None:
-    event = {"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "metadata": {"blob": "a" * (MAX_METADATA_BYTES + 1)}}
+    event = {
+        "event_id": "x",
+        "object": {"bucket": "audio", "key": "k"},
+        "metadata": {"blob": "a" * (MAX_METADATA_BYTES + 1)},
+    }
     with pytest.raises(InvalidEventError, match="metadata"):
         parse_audio_reference(json.dumps(event).encode())
 
@@ -77,7 +86,7 @@ def test_peek_event_id_is_best_effort() -> None:
 
 
 def test_peek_reads_avro_too() -> None:
-    from consumer.events import AudioReference, ObjectRef
+    from consumer.contract.events import AudioReference, ObjectRef
 
     ref = AudioReference(event_id="avro-1", object=ObjectRef(bucket="audio", key="k"))
     assert peek_event_id(ref.to_avro()) == "avro-1"
@@ -137,8 +146,12 @@ def test_an_event_takes_comma_separated_granularities() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("word,,", "empty item"), (["word,bogus"], "unknown timestamp granularity 'bogus'"), (None, "timestamp_granularities"),
-     ([1], "timestamp_granularities")],
+    [
+        ("word,,", "empty item"),
+        (["word,bogus"], "unknown timestamp granularity 'bogus'"),
+        (None, "timestamp_granularities"),
+        ([1], "timestamp_granularities"),
+    ],
 )
 def test_bad_granularities_in_an_event_are_invalid(value: object, message: str) -> None:
     event = {"event_id": "x", "object": {"bucket": "audio", "key": "k"}, "timestamp_granularities": value}

@@ -6,14 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from consumer.runner import engine_config
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
+from consumer.worker.runner import engine_config
 from pipeline.models import GIB, choose_model, wanted_model
 
 
 @pytest.mark.parametrize(
     ("memory", "model"),
-    [(None, "base"), (4 * GIB, "base"), (8 * GIB, "base"), (8 * GIB + 1, "medium"), (16 * GIB, "medium"), (24 * GIB, "large-v3"), (80 * GIB, "large-v3")],
+    [
+        (None, "base"),
+        (4 * GIB, "base"),
+        (8 * GIB, "base"),
+        (8 * GIB + 1, "medium"),
+        (16 * GIB, "medium"),
+        (24 * GIB, "large-v3"),
+        (80 * GIB, "large-v3"),
+    ],
 )
 def test_the_seeds_rule(memory: int | None, model: str) -> None:
     assert wanted_model(memory) == model

@@ -21,15 +21,15 @@ from aiokafka import TopicPartition
 from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
 from pydantic import ValidationError
 
-from consumer.errors import InvalidEventError, MalformedEventError
-from consumer.notifications import (
+from consumer.contract.errors import InvalidEventError, MalformedEventError
+from consumer.dev.stack.notify import TARGET_ARN, minio_env, notification_config, watched_prefixes
+from consumer.plumbing.settings import PrefixRule, Settings
+from consumer.worker.notifications import (
     NotificationRules,
     notification_event_id,
     reference_from_notification,
     references_from_notification,
 )
-from consumer.settings import PrefixRule, Settings
-from consumer.stack.notify import TARGET_ARN, minio_env, notification_config, watched_prefixes
 from pipeline.types import DiarizationMode
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minio_object_created.json"
@@ -58,7 +58,11 @@ def test_a_real_minio_notification_becomes_one_reference(payload: dict[str, Any]
     assert ref.object.version_id is None  # unversioned bucket: fetch the latest
     assert ref.profile == "whisper-1" and ref.diarization is DiarizationMode.AUTO and ref.language is None
     assert ref.produced_at == datetime(2026, 11, 25, 8, 36, 59, 447000, tzinfo=UTC)
-    assert ref.metadata == {"source": "s3-notification", "s3_event": "s3:ObjectCreated:Put", "notify_prefix": "incoming/"}
+    assert ref.metadata == {
+        "source": "s3-notification",
+        "s3_event": "s3:ObjectCreated:Put",
+        "notify_prefix": "incoming/",
+    }
     assert ref.event_id.startswith("s3-") and len(ref.event_id) == 35
 
 
@@ -225,7 +229,7 @@ async def test_the_worker_reads_every_output_partition_when_assigned_notificatio
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """MinIO partitions by its own hash, so a notification's transcript may be in any output partition."""
-    from consumer import worker as worker_module
+    from consumer.worker import loop as worker_module
 
     warmed: list[list[int] | None] = []
 
@@ -235,10 +239,17 @@ async def test_the_worker_reads_every_output_partition_when_assigned_notificatio
 
     monkeypatch.setattr(worker_module.dedupe, "warm", warm)
     fake = SimpleNamespace(
-        settings=Settings(kafka_notification_topic="audio.notifications"), done=set(), warmed=asyncio.Event(), _delivery=None
+        settings=Settings(kafka_notification_topic="audio.notifications"),
+        done=set(),
+        warmed=asyncio.Event(),
+        delivery=None,
     )
-    listener = worker_module._DrainOnRevoke(fake)  # noqa: SLF001
-    await listener.on_partitions_assigned({TopicPartition("audio.references", 1), TopicPartition("audio.references", 4)})
+    listener = worker_module._DrainOnRevoke(fake)
+    await listener.on_partitions_assigned(
+        {TopicPartition("audio.references", 1), TopicPartition("audio.references", 4)}
+    )
     assert warmed == [[1, 4]] and fake.warmed.is_set()
-    await listener.on_partitions_assigned({TopicPartition("audio.references", 1), TopicPartition("audio.notifications", 2)})
+    await listener.on_partitions_assigned(
+        {TopicPartition("audio.references", 1), TopicPartition("audio.notifications", 2)}
+    )
     assert warmed == [[1, 4], None]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 from pipeline.config import ProfileOverrides
 from pipeline.errors import ErrorCode, UnknownProfileError
 from pipeline.profiles import PROFILES, get_profile

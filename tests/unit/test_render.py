@@ -11,12 +11,31 @@ from pipeline.types import Diarization, DiarizationStatus, Granularity, Segment,
 
 def _transcript(speakers: bool = False) -> Transcript:
     segs = (
-        Segment(0, 0.0, 2.5, "Hello there.", -0.1, 0.01, 1.0, words=(Word(0.0, 1.0, " Hello", 0.9), Word(1.0, 2.5, " there.", 0.8))),
+        Segment(
+            0,
+            0.0,
+            2.5,
+            "Hello there.",
+            -0.1,
+            0.01,
+            1.0,
+            words=(Word(0.0, 1.0, " Hello", 0.9), Word(1.0, 2.5, " there.", 0.8)),
+        ),
         Segment(1, 2.5, 3661.25, "General Kenobi.", -0.2, 0.02, 1.1),
     )
     if speakers:
         segs = (replace(segs[0], speaker="SPEAKER_00"), replace(segs[1], speaker="SPEAKER_01"))
-    return Transcript("tiny.en", "whisper-1", Task.TRANSCRIBE, "en", None, 3661.25, "Hello there. General Kenobi.", segs, Diarization(DiarizationStatus.NOT_REQUESTED))
+    return Transcript(
+        "tiny.en",
+        "whisper-1",
+        Task.TRANSCRIBE,
+        "en",
+        None,
+        3661.25,
+        "Hello there. General Kenobi.",
+        segs,
+        Diarization(DiarizationStatus.NOT_REQUESTED),
+    )
 
 
 def test_text_and_json() -> None:

@@ -12,11 +12,18 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from consumer.avro import SCHEMA_DIR
-from consumer.events import AudioReference, ObjectRef, decode_transcript, encode_transcript, transcript_from_record, transcript_record
-from consumer.result_cache import engine_identity
-from consumer.result_cache_s3 import parse_prefix
-from consumer.settings import Settings
+from consumer.contract.avro import SCHEMA_DIR
+from consumer.contract.events import (
+    AudioReference,
+    ObjectRef,
+    decode_transcript,
+    encode_transcript,
+    transcript_from_record,
+    transcript_record,
+)
+from consumer.plumbing.settings import Settings
+from consumer.worker.result_cache import engine_identity
+from consumer.worker.result_cache_s3 import parse_prefix
 from pipeline.cache import BoundedLRU, EngineIdentity, approx_bytes, cacheable, content_key, object_key, options_digest
 from pipeline.config import ProfileOverrides
 from pipeline.diarization import DiarizationConfig
@@ -36,11 +43,15 @@ from pipeline.types import (
     Word,
 )
 
-ENGINE = EngineIdentity(model="tiny.en 41000000 abc", device="cpu", compute_type="int8", libraries="faster-whisper 1.2.1")
+ENGINE = EngineIdentity(
+    model="tiny.en 41000000 abc", device="cpu", compute_type="int8", libraries="faster-whisper 1.2.1"
+)
 BASE = TranscriptionRequest()
 
 
-def digest(request: TranscriptionRequest = BASE, engine: EngineIdentity = ENGINE, overrides: ProfileOverrides | None = None) -> str:
+def digest(
+    request: TranscriptionRequest = BASE, engine: EngineIdentity = ENGINE, overrides: ProfileOverrides | None = None
+) -> str:
     return options_digest(request, get_profile(request.profile, overrides), engine)
 
 
@@ -175,9 +186,16 @@ def test_lru_with_no_room_keeps_nothing() -> None:
 def _transcript(words: int) -> Transcript:
     ws = tuple(Word(i * 0.5, i * 0.5 + 0.4, f" word{i}", 0.9) for i in range(words))
     return Transcript(
-        model="tiny.en", profile="whisper-1", task=Task.TRANSCRIBE, language="en", language_probability=None,
-        duration_s=3.0, text="hello there", segments=(Segment(0, 0.0, 3.0, "hello there", -0.2, 0.01, 1.1, words=ws),),
-        diarization=Diarization(DiarizationStatus.NOT_REQUESTED), transcribe_s=0.5,
+        model="tiny.en",
+        profile="whisper-1",
+        task=Task.TRANSCRIBE,
+        language="en",
+        language_probability=None,
+        duration_s=3.0,
+        text="hello there",
+        segments=(Segment(0, 0.0, 3.0, "hello there", -0.2, 0.01, 1.1, words=ws),),
+        diarization=Diarization(DiarizationStatus.NOT_REQUESTED),
+        transcribe_s=0.5,
     )
 
 
@@ -189,13 +207,22 @@ def test_cache_hit_round_trips_through_the_transcript_event() -> None:
     ref = AudioReference(event_id="e-1", object=ObjectRef(bucket="audio", key="a.wav"))
     hit = CacheHit(CacheTier.S3, CacheMatch.CONTENT, computed_at_ms=1_764_064_800_123)
     record = transcript_record(
-        ref, replace(_transcript(0), cache=hit), blob_etag="e", blob_size=1, fetch_s=0.001, total_s=0.01,
-        group="g", pool="cpu", host="h",
+        ref,
+        replace(_transcript(0), cache=hit),
+        blob_etag="e",
+        blob_size=1,
+        fetch_s=0.001,
+        total_s=0.01,
+        group="g",
+        pool="cpu",
+        host="h",
     )
     assert record["cache"] == {"tier": "s3", "matched_by": "content", "computed_at": 1_764_064_800_123}
     back = transcript_from_record(decode_transcript(encode_transcript(record)))
     assert back.cache == hit
-    plain = transcript_record(ref, _transcript(0), blob_etag="e", blob_size=1, fetch_s=0.0, total_s=0.0, group="g", pool="cpu", host="h")
+    plain = transcript_record(
+        ref, _transcript(0), blob_etag="e", blob_size=1, fetch_s=0.0, total_s=0.0, group="g", pool="cpu", host="h"
+    )
     assert plain["cache"] is None and transcript_from_record(decode_transcript(encode_transcript(plain))).cache is None
 
 
@@ -208,8 +235,17 @@ def test_the_cache_field_is_a_compatible_evolution() -> None:
     new, old = parse_schema(new_raw), parse_schema(json.loads(json.dumps(old_raw)))
     ref = AudioReference(event_id="e-1", object=ObjectRef(bucket="audio", key="a.wav"))
     hit = CacheHit(CacheTier.MEMORY, CacheMatch.OBJECT, computed_at_ms=1)
-    record = transcript_record(ref, replace(_transcript(2), cache=hit), blob_etag=None, blob_size=None, fetch_s=0.0,
-                               total_s=0.0, group="g", pool="cpu", host="h")
+    record = transcript_record(
+        ref,
+        replace(_transcript(2), cache=hit),
+        blob_etag=None,
+        blob_size=None,
+        fetch_s=0.0,
+        total_s=0.0,
+        group="g",
+        pool="cpu",
+        host="h",
+    )
 
     buf = io.BytesIO()
     schemaless_writer(buf, new, record)

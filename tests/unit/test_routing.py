@@ -1,4 +1,4 @@
-"""The routing policy and the overflow state machine (consumer/routing.py), pure."""
+"""The routing policy and the overflow state machine (consumer/router/rules.py), pure."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from consumer.events import AudioReference
-from consumer.routing import (
+from consumer.contract.events import AudioReference
+from consumer.plumbing.settings import Settings
+from consumer.router.rules import (
     GpuObservation,
     OverflowConfig,
     OverflowState,
@@ -17,7 +18,6 @@ from consumer.routing import (
     RoutingPolicy,
     advance,
 )
-from consumer.settings import Settings
 
 BOTH = RoutingPolicy()
 

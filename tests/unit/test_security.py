@@ -7,10 +7,10 @@ import ssl
 from aiokafka.errors import SaslAuthenticationFailed, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
-from consumer.kafka import NotAuthorizedError, _diagnosis, explain
-from consumer.settings import Settings
-from consumer.stack.acls import Operation, Pattern, Resource, gateway_acls, router_acls, worker_acls
-from consumer.stack.secure import audio_read_policy, upload_policy
+from consumer.dev.stack.acls import Operation, Pattern, Resource, gateway_acls, router_acls, worker_acls
+from consumer.dev.stack.secure import audio_read_policy, upload_policy
+from consumer.plumbing.kafka import NotAuthorizedError, _diagnosis, explain
+from consumer.plumbing.settings import Settings
 
 
 def _rules(acls: list) -> set[str]:
@@ -31,16 +31,24 @@ def test_the_worker_reads_its_input_and_group_writes_its_outputs_and_its_prefixe
 def test_the_router_and_the_gateway_get_only_their_parts() -> None:
     s = Settings(router_group_id="r", kafka_input_topic="in", kafka_gpu_topic="g", kafka_cpu_topic="c")
     router = router_acls(s, "User:r")
-    assert {"User:r READ TOPIC:in", "User:r WRITE TOPIC:g", "User:r WRITE TOPIC:c", "User:r DESCRIBE GROUP:fwv2-gpu",
-            "User:r WRITE TRANSACTIONAL_ID:r-*"} <= _rules(router)
+    assert {
+        "User:r READ TOPIC:in",
+        "User:r WRITE TOPIC:g",
+        "User:r WRITE TOPIC:c",
+        "User:r DESCRIBE GROUP:fwv2-gpu",
+        "User:r WRITE TRANSACTIONAL_ID:r-*",
+    } <= _rules(router)
     assert "User:r WRITE TOPIC:in" not in _rules(router)
     fixed = router_acls(s.model_copy(update={"router_transactional_id": "router-1"}), "User:r")
     assert [(a.name, a.pattern) for a in fixed if a.resource is Resource.TRANSACTIONAL_ID] == [
-        ("router-1", Pattern.LITERAL), ("router-1", Pattern.LITERAL)
+        ("router-1", Pattern.LITERAL),
+        ("router-1", Pattern.LITERAL),
     ]
     gateway = gateway_acls(s, "User:g")
     assert {(a.name, a.operation) for a in gateway if a.operation is not Operation.DESCRIBE} == {
-        ("in", Operation.WRITE), (s.kafka_output_topic, Operation.READ), (s.kafka_dead_letter_topic, Operation.READ)
+        ("in", Operation.WRITE),
+        (s.kafka_output_topic, Operation.READ),
+        (s.kafka_dead_letter_topic, Operation.READ),
     }
 
 
@@ -52,8 +60,12 @@ def test_minio_policies_read_the_audio_bucket_and_write_only_the_upload_prefix()
 
 
 def test_refusals_name_cause_and_remedy_and_never_the_password() -> None:
-    s = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
-                 kafka_sasl_username="fwv2-worker", kafka_sasl_password=SecretStr("hunter2-secret"))
+    s = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="fwv2-worker",
+        kafka_sasl_password=SecretStr("hunter2-secret"),
+    )
     login = _diagnosis(s, "b:9093", SaslAuthenticationFailed("invalid credentials"))
     assert "fwv2-worker" in login.cause and "KAFKA_SASL_PASSWORD" in login.remedy
     cert = _diagnosis(s, "b:9093", ssl.SSLCertVerificationError(1, "certificate verify failed"))

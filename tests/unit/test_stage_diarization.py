@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import pytest
 
-from consumer.settings import Settings
+from consumer.plumbing.settings import Settings
 from pipeline.config import EngineConfig
 from pipeline.diarization import SpeakerTurn
 from pipeline.errors import ResourceExhaustedError
@@ -27,7 +27,9 @@ class FakeDiarizer:
         self.transcribing = threading.Event()
         self.saw_transcription_running = False
 
-    def diarize(self, samples: np.ndarray, min_speakers: int | None, max_speakers: int | None) -> tuple[SpeakerTurn, ...]:
+    def diarize(
+        self, samples: np.ndarray, min_speakers: int | None, max_speakers: int | None
+    ) -> tuple[SpeakerTurn, ...]:
         self.threads.append(threading.current_thread().name)
         self.saw_transcription_running = self.transcribing.wait(timeout=30)
         if self.error is not None:

@@ -1,0 +1,1 @@
+"""The event contract: the records producers write and consumers read, their Avro schemas and error codes."""

@@ -1,0 +1,154 @@
+"""The producer's and the downstream consumer's side: upload and submit, then read results.
+
+Used by ``fwv2 submit`` / ``fwv2 tail``, the demo, the tests and the benchmark, so they all
+speak to the stage exactly as another team would: through the bucket and the topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from consumer.contract.events import (
+    AudioReference,
+    ObjectRef,
+    decode_dead_letter,
+    decode_transcript,
+    transcript_from_record,
+)
+from consumer.contract.results import Result
+from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
+from consumer.plumbing.settings import Settings
+from consumer.plumbing.storage import make_client
+from pipeline.render import render
+from pipeline.types import Granularity
+
+
+def upload(settings: Settings, path: Path, key: str | None = None, bucket: str | None = None) -> ObjectRef:
+    """Stream a file into the bucket (never read whole into memory) and describe it."""
+    client = make_client(settings)
+    bucket = bucket or settings.s3_bucket
+    key = key or f"uploads/{uuid.uuid4().hex}/{path.name}"
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    written = client.fput_object(bucket, key, str(path), content_type=content_type)
+    return ObjectRef(
+        bucket=bucket, key=key, etag=written.etag, content_type=content_type, size_bytes=path.stat().st_size
+    )
+
+
+def new_reference(obj: ObjectRef, **fields: Any) -> AudioReference:
+    return AudioReference(event_id=str(uuid.uuid4()), object=obj, **fields)
+
+
+async def publish_references(settings: Settings, refs: Iterable[AudioReference], fmt: str = "json") -> None:
+    """Produce AudioReference events keyed by event_id, as a producer team would (JSON by default)."""
+    producer = make_producer(settings, "submit")
+    await producer.start()
+    try:
+        for ref in refs:
+            value = ref.to_json() if fmt == "json" else ref.to_avro()
+            await producer.send_and_wait(settings.kafka_input_topic, value=value, key=ref.event_id.encode())
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class ResultReader:
+    """Reads the output and dead-letter topics without a consumer group (nothing to commit)."""
+
+    settings: Settings
+    from_beginning: bool = False
+    # read_committed hides transcripts of aborted transactions (exactly-once mode).
+    isolation_level: str = "read_committed"
+    _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+
+    async def __aenter__(self) -> ResultReader:
+        s = self.settings
+        consumer = make_consumer(s, group_id=None, isolation_level=self.isolation_level)
+        await start_consumer(consumer)
+        partitions = []
+        for topic in (s.kafka_output_topic, s.kafka_dead_letter_topic):
+            for p in sorted(await partitions_for(consumer, topic)):
+                partitions.append(TopicPartition(topic, p))
+        consumer.assign(partitions)
+        if self.from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            # Fix the start position now, before anything is submitted, so no result is missed.
+            ends = await consumer.end_offsets(partitions)
+            for tp, end in ends.items():
+                consumer.seek(tp, end)
+        self._consumer = consumer
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def results(self, idle_timeout_s: float | None = None) -> AsyncIterator[Result]:
+        assert self._consumer is not None
+        last = time.monotonic()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for rec in records:
+                    last = time.monotonic()
+                    yield self._decode(rec.topic, rec.partition, rec.offset, rec.value)
+            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                return
+
+    async def wait_for(self, event_ids: Iterable[str], timeout_s: float) -> dict[str, Result]:
+        """Collect one result per event id, or raise TimeoutError naming the missing ones."""
+        wanted = set(event_ids)
+        found: dict[str, Result] = {}
+
+        async def collect() -> None:
+            async for result in self.results():
+                if result.event_id in wanted and result.event_id not in found:
+                    found[result.event_id] = result
+                    if len(found) == len(wanted):
+                        return
+
+        try:
+            await asyncio.wait_for(collect(), timeout_s)
+        except TimeoutError:
+            missing = sorted(wanted - set(found))
+            raise TimeoutError(
+                f"no result within {timeout_s:.0f} s for {len(missing)} event(s): {missing[:5]}"
+            ) from None
+        return found
+
+    def _decode(self, topic: str, partition: int, offset: int, value: bytes) -> Result:
+        if topic == self.settings.kafka_dead_letter_topic:
+            record = decode_dead_letter(value)
+            return Result("dead_letter", record["event_id"], record, topic, partition, offset)
+        record = decode_transcript(value)
+        return Result("transcript", record["event_id"], record, topic, partition, offset)
+
+
+def print_result(result: Result, fmt: str, granularities: frozenset[Granularity] | None = None) -> None:
+    assert isinstance(result, Result)
+    if result.kind == "dead_letter":
+        rec = result.record
+        print(f"# {rec['event_id']}: DEAD LETTER {rec['code']}: {rec['message']}", flush=True)
+        return
+    rec = result.record
+    if fmt == "avro-json":
+        print(json.dumps(rec, ensure_ascii=False, default=str), flush=True)
+        return
+    where = f"s3://{rec['object']['bucket']}/{rec['object']['key']}"
+    header = (
+        f"# {rec['event_id']} {where} ({rec['duration_s']:.1f} s, {rec['profile']}, "
+        f"{rec['timings']['total_s']:.2f} s in the stage)"
+    )
+    print(header, flush=True)
+    print(render(transcript_from_record(rec), fmt, granularities), flush=True)

@@ -1,0 +1,212 @@
+"""The embedded stack: genuine Kafka 4.4.0 (KRaft) and genuine MinIO on 127.0.0.1.
+
+For the demo, the integration tests and the benchmarks. The servers run detached and outlive
+the process that started them; pid files under ``settings.stack_dir`` lead back to them.
+
+``secure=True`` (`fwv2 stack up --secure`) is the locked-down variant, beside the plaintext one on
+its own ports and folder: TLS and SASL/SCRAM-SHA-512, ACLs under KRaft's StandardAuthorizer, MinIO
+over TLS with a user per role (``consumer.dev.stack.secure``, docs/SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from minio.credentials import StaticProvider
+from minio.minioadmin import MinioAdmin
+
+from consumer.dev.stack.acls import create_acls, gateway_acls, router_acls, worker_acls
+from consumer.dev.stack.kafka import KafkaNode
+from consumer.dev.stack.minio import MinioNode
+from consumer.dev.stack.notify import STACK_NOTIFICATION_TOPIC, ensure_bucket_notification
+from consumer.dev.stack.process import StackError, file_lock
+from consumer.dev.stack.readiness import NotReady, retry_until, wait_group_coordinator, wait_transactions
+from consumer.dev.stack.secure import SecureLayout, audio_read_policy, upload_policy, user
+from consumer.dev.stack.tls import make_certificates
+from consumer.dev.stack.topology import ensure_bucket, ensure_topics, stage_topics
+from consumer.plumbing.kafka import make_admin, security_options
+from consumer.plumbing.settings import Settings
+
+__all__ = ["EmbeddedStack", "StackError"]
+
+# Covers a cold JVM on two busy cores; a healthy node is ready in well under half of it.
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+
+class EmbeddedStack:
+    def __init__(self, settings: Settings, echo: Callable[[str], None] = print, secure: bool = False) -> None:
+        # The secure stack runs as its super user; `self.secure.settings(role)` is what its clients get.
+        self.secure = SecureLayout(settings) if secure else None
+        self.settings = self.secure.settings("admin") if self.secure else settings
+        self._echo = echo
+        self._kafka = KafkaNode(self.settings, echo, self.secure)
+        self._minio = MinioNode(self.settings, echo, self.secure)
+        self._lock = self.settings.stack_dir / ".stack.lock"
+
+    def install(self) -> None:
+        """Fetch the Kafka jars and build MinIO into the cache folder, each only if missing."""
+        self._kafka.install()
+        self._minio.install()
+
+    def up(self) -> None:
+        """Start what is not running, then wait until both really serve, then create topics and bucket."""
+        self.install()
+        with file_lock(self._lock):
+            began = time.monotonic()
+            deadline = began + READY_TIMEOUT_S
+            started = []
+            if self.secure is not None and (
+                not self.secure.tls.complete()
+                or not (self._kafka.process.is_running() or self._minio.process.is_running())
+            ):
+                # A fresh throwaway CA for every fresh start; servers already running keep theirs.
+                make_certificates(self.secure.tls.folder)
+                self._echo(f"made a throwaway CA and server certificate in {self.secure.tls.folder}")
+            try:
+                # Both start before either is awaited, so the JVM's warm-up overlaps MinIO's.
+                for node in (self._minio, self._kafka):
+                    pid = node.process.pid()
+                    if pid is None:
+                        node.start()
+                        started.append(node)
+                    else:
+                        self._echo(f"{node.process.name} already running (pid {pid}); checking it")
+                self._minio.wait_ready(deadline)
+                ensure_bucket(self._minio.client(), self.settings.s3_bucket, deadline, self._echo)
+                if self.secure is None:
+                    ensure_bucket_notification(
+                        self._minio.client(),
+                        self.settings.s3_bucket,
+                        self.settings.notify_prefix_rules,
+                        deadline,
+                        self._echo,
+                    )
+                else:
+                    self._ensure_s3_users(deadline)
+                self._kafka.wait_started(deadline)
+                _run(self._kafka_ready(deadline))
+            except BaseException:
+                # Leave nothing half-started behind; the logs stay for the post-mortem.
+                for node in started:
+                    node.process.stop(STOP_TIMEOUT_S)
+                raise
+            self._echo(
+                f"stack ready in {time.monotonic() - began:.1f} s: Kafka {self._kafka.bootstrap}, "
+                f"MinIO {self._minio.endpoint} (logs in {self.settings.stack_dir / 'logs'})"
+            )
+            if self.secure is not None:
+                files = self.secure.write_env_files()
+                self._echo(
+                    f"secure: SASL_SSL (SCRAM-SHA-512), ACLs, MinIO over TLS; CA {self.secure.tls.ca}; "
+                    f"each role's settings in {', '.join(p.name for p in files)} under {self.secure.dir}"
+                )
+
+    async def _kafka_ready(self, deadline: float) -> None:
+        s, bootstrap = self.settings, self._kafka.bootstrap
+        security = security_options(s) if self.secure else None
+        try:
+            # Topics first: the readiness commit needs a partition to commit on.
+            topics = [*stage_topics(s), STACK_NOTIFICATION_TOPIC]
+            await ensure_topics(bootstrap, topics, s.kafka_topic_partitions, deadline, self._echo, security)
+            await wait_group_coordinator(bootstrap, s.kafka_input_topic, deadline, security)
+            await wait_transactions(bootstrap, deadline, security)
+            if self.secure is not None:
+                await retry_until(deadline, "ACLs", self._grant_acls)
+        except NotReady as exc:
+            raise StackError(
+                f"Kafka is not ready after {READY_TIMEOUT_S:.0f} s ({exc}); see {self._kafka.process.log_file}"
+            ) from exc
+
+    async def _grant_acls(self) -> None:
+        s = self.settings
+        acls = [
+            # The stack's workers may be either pool: both pools' topics and groups.
+            *worker_acls(
+                s,
+                f"User:{user('worker')}",
+                input_topics=[s.kafka_input_topic, s.kafka_cpu_topic, s.kafka_gpu_topic, STACK_NOTIFICATION_TOPIC],
+                groups=[s.kafka_group_id, s.router_gpu_group_id],
+            ),
+            *router_acls(s, f"User:{user('router')}"),
+            *gateway_acls(s, f"User:{user('gateway')}"),
+        ]
+        admin = make_admin(s, "stack")
+        await admin.start()
+        try:
+            await create_acls(admin, acls)
+        finally:
+            await admin.close()
+
+    def _ensure_s3_users(self, deadline: float) -> None:
+        """The worker's user reads the audio bucket; the gateway's writes its upload prefix. Idempotent."""
+        assert self.secure is not None
+        s, secrets = self.settings, self.secure.credentials.s3
+        admin = MinioAdmin(
+            endpoint=self._minio.endpoint,
+            credentials=StaticProvider(s.s3_access_key.get_secret_value(), s.s3_secret_key.get_secret_value()),
+            secure=True,
+            http_client=self._minio.http(),
+        )
+        wanted = {
+            "worker": ("fwv2-worker-read-audio", audio_read_policy(s.s3_bucket)),
+            "gateway": ("fwv2-gateway-upload", upload_policy(s.s3_bucket, s.gateway_upload_prefix)),
+        }
+        last = "no attempt made"
+        while time.monotonic() < deadline:
+            try:
+                for role, (policy_name, policy) in wanted.items():
+                    admin.user_add(user(role), secrets[user(role)])
+                    admin.policy_add(policy_name, policy=policy)
+                    admin.policy_set(policy_name, user=user(role))
+                return
+            except Exception as exc:  # noqa: BLE001 - retried until the deadline, then reported
+                last = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.3)
+        raise StackError(f"could not create the MinIO users and policies: {last}")
+
+    def down(self) -> None:
+        """Stop both servers (SIGTERM, SIGKILL after a timeout); nothing to do if not running."""
+        with file_lock(self._lock):
+            for node in (self._kafka, self._minio):
+                pid = node.process.pid()
+                if pid is None:
+                    continue
+                self._echo(f"stopping {node.process.name} (pid {pid})...")
+                node.process.stop(STOP_TIMEOUT_S)
+
+    def stop_service(self, name: str) -> None:
+        """Stop only "kafka" or "minio" (for failure tests); `up()` starts it again."""
+        node = {"kafka": self._kafka, "minio": self._minio}[name]
+        with file_lock(self._lock):
+            node.process.stop(STOP_TIMEOUT_S)
+
+    def is_running(self) -> bool:
+        """Both server processes are alive (readiness is what `up` checks)."""
+        return self._kafka.process.is_running() and self._minio.process.is_running()
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, also from code that already runs an event loop (an async test fixture)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="fwv2-stack-ready")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]

@@ -1,0 +1,1 @@
+"""Kafka and S3 plumbing every process shares: clients, settings, logs, health probes, retry."""

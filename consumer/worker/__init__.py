@@ -1,0 +1,1 @@
+"""The worker process: consume an event, fetch, transcribe (``pipeline``), deliver, commit."""

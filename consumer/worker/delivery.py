@@ -1,0 +1,247 @@
+"""Publishing an outcome and committing its input offset, under the configured guarantee.
+
+at_least_once: check that this worker still owns the event's partition in the group's current
+    generation, send with acks=all, wait for the acknowledgement, then commit the offset. A crash
+    between send and commit publishes the outcome again on redelivery; the dedupe store
+    (``consumer.worker.dedupe``) then skips it in the normal case.
+exactly_once: one Kafka transaction holds the outcome and the input offset
+    (``send_offsets_to_transaction``). Each assigned input partition has its own transactional
+    producer whose ``transactional.id`` is derived from group, topic and partition, the same on
+    every worker. Initialising it when the partition is assigned bumps the id's epoch, which
+    aborts what the previous owner left open and fences that owner's producer: a worker that lost
+    the partition (frozen past its session timeout, say) can no longer commit an outcome for it.
+    aiokafka sends no group generation with transactional offsets (no KIP-447), so the epoch is
+    what fences.
+
+Either way, an outcome a worker may no longer deliver (``NotOwner``) is discarded unpublished
+and uncommitted: the partition's owner delivers the event. A retriable broker error is retried
+with backoff for as long as it lasts, since skipping would lose the event; only shutdown ends the
+wait (``Abandoned``), leaving the event uncommitted for the partition's next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, ProducerFenced
+from aiokafka.structs import ConsumerRecord
+
+from consumer.plumbing.kafka import make_producer
+from consumer.plumbing.logs import get_logger
+from consumer.plumbing.retry import Abandoned, backoff
+from consumer.plumbing.settings import Settings
+
+log = get_logger("fwv2.delivery")
+
+# A transaction spans only the send and the offset commit (inference happens before it begins),
+# so it lasts milliseconds. A short timeout bounds how long the open transaction of a killed
+# worker holds back read_committed readers of its output partition.
+TRANSACTION_TIMEOUT_MS = 10_000
+
+
+class NotOwner(Abandoned):
+    """The event's partition has moved to another worker: discard this worker's outcome for it.
+
+    The group's current generation no longer gives the partition to this worker (a commit in
+    this worker's generation was refused), or a newer producer of the partition's transactional
+    id fenced this one. Nothing is published or committed; the owner delivers the event.
+    """
+
+
+def transactional_id(settings: Settings, tp: TopicPartition) -> str:
+    """The same on every worker of the group, so that a partition's new owner fences its old one."""
+    return f"{settings.kafka_group_id}-{tp.topic}-{tp.partition}"
+
+
+class Delivery(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def assigned(self, tps: Iterable[TopicPartition]) -> None:
+        """The group gave this worker ``tps``: take ownership before any of their records is processed."""
+
+    async def revoked(self, tps: Iterable[TopicPartition]) -> None:
+        """``tps`` are leaving this worker (the event in flight is already delivered)."""
+
+    async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
+        """Publish ``value`` to ``topic`` and commit past ``record``; ``NotOwner`` if it may not."""
+
+    async def skip(self, record: ConsumerRecord) -> None:
+        """Commit past ``record`` without publishing (a duplicate)."""
+
+
+class _Base:
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.stop_event = stop
+
+    async def assigned(self, tps: Iterable[TopicPartition]) -> None:
+        return None
+
+    async def revoked(self, tps: Iterable[TopicPartition]) -> None:
+        return None
+
+    async def skip(self, record: ConsumerRecord) -> None:
+        await self._commit(record)
+
+    async def check_owner(self, record: ConsumerRecord) -> None:
+        """Raise ``NotOwner`` unless the group's current generation still gives ``record``'s partition to us.
+
+        The check is a commit of the record's own offset (not past it, so nothing is skipped): the
+        broker refuses a commit from a member whose generation is stale or who was removed from the
+        group, which is the case of a worker frozen past its session timeout.
+        """
+        tp = TopicPartition(record.topic, record.partition)
+        try:
+            await self.consumer.commit({tp: record.offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            raise NotOwner(f"{tp.topic}-{tp.partition} is no longer this worker's: {exc}") from exc
+
+    async def _commit(self, record: ConsumerRecord) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        try:
+            await self.consumer.commit({tp: record.offset + 1})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group moved the partition on after the outcome was published; its next owner
+            # reads that outcome when it is assigned the partition and skips the event as done.
+            log.warning("commit_failed", error=str(exc), partition=record.partition, offset=record.offset)
+
+    async def _pause_before_commit(self) -> None:
+        # Fault injection for tests (FAULT_PAUSE_BEFORE_COMMIT_S): a window in which a test freezes
+        # the process between publishing an outcome and committing its offset.
+        if self.settings.fault_pause_before_commit_s > 0:
+            log.warning("fault_pause_before_commit", seconds=self.settings.fault_pause_before_commit_s)
+            await asyncio.sleep(self.settings.fault_pause_before_commit_s)
+
+    async def _wait_before_retry(self, what: str, exc: KafkaError, attempt: int) -> None:
+        if self.stop_event.is_set():
+            raise Abandoned(f"shutting down while {what} fails: {exc!r}") from exc
+        delay = backoff(self.settings, attempt)
+        log.warning("publish_retry", target=what, error=repr(exc), attempt=attempt, delay_s=round(delay, 2))
+        await asyncio.sleep(delay)
+
+
+class AtLeastOnce(_Base):
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        super().__init__(settings, consumer, stop)
+        self.producer = make_producer(settings, "worker")
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
+        await self.check_owner(record)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.producer.send_and_wait(topic, value=value, key=key)
+                break
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                await self._wait_before_retry(topic, exc, attempt)
+        await self._pause_before_commit()
+        await self._commit(record)
+
+
+class ExactlyOnce(_Base):
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        super().__init__(settings, consumer, stop)
+        self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self.revoked(list(self.producers))
+
+    async def assigned(self, tps: Iterable[TopicPartition]) -> None:
+        await asyncio.gather(*(self._open(tp) for tp in tps if tp not in self.producers))
+
+    async def revoked(self, tps: Iterable[TopicPartition]) -> None:
+        await asyncio.gather(*(self._close(tp) for tp in tps))
+
+    async def _open(self, tp: TopicPartition) -> AIOKafkaProducer:
+        producer = make_producer(
+            self.settings,
+            f"worker-{tp.topic}-{tp.partition}",
+            transactional_id=transactional_id(self.settings, tp),
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+        )
+        # start() initialises the transactional id (InitProducerId): the epoch goes up, the previous
+        # owner's open transaction is aborted and its producer fenced.
+        await producer.start()
+        self.producers[tp] = producer
+        return producer
+
+    async def _close(self, tp: TopicPartition) -> None:
+        producer = self.producers.pop(tp, None)
+        if producer is not None:
+            try:
+                await producer.stop()
+            except KafkaError as exc:  # a fenced or broken producer has nothing left to flush
+                log.debug("producer_close_failed", partition=f"{tp.topic}-{tp.partition}", error=repr(exc))
+
+    async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        attempt = 0
+        while True:
+            attempt += 1
+            producer = self.producers.get(tp)
+            if producer is None:
+                # Opened again after a failure (or an assignment whose opening failed): check the
+                # partition is still ours first, or opening it would fence its rightful owner.
+                await self.check_owner(record)
+                producer = await self._retrying_open(tp, record)
+            try:
+                await self._transaction(producer, record, tp, topic, key, value)
+                return
+            except ProducerFenced as exc:
+                await self._close(tp)
+                raise NotOwner(f"a newer producer of {transactional_id(self.settings, tp)} fenced ours") from exc
+            except KafkaError as exc:
+                # A failed transaction can leave the producer in a state only a new one clears.
+                await self._close(tp)
+                if not exc.retriable:
+                    raise
+                await self._wait_before_retry(topic, exc, attempt)
+
+    async def _retrying_open(self, tp: TopicPartition, record: ConsumerRecord) -> AIOKafkaProducer:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._open(tp)
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                await self._wait_before_retry(f"producer of {tp.topic}-{tp.partition}", exc, attempt)
+
+    async def _transaction(
+        self,
+        producer: AIOKafkaProducer,
+        record: ConsumerRecord,
+        tp: TopicPartition,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+    ) -> None:
+        async with producer.transaction():
+            await producer.send(topic, value=value, key=key)
+            await producer.send_offsets_to_transaction({tp: record.offset + 1}, self.settings.kafka_group_id)
+            await self._pause_before_commit()
+
+
+def make_delivery(settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> Delivery:
+    if settings.processing_guarantee == "exactly_once":
+        return ExactlyOnce(settings, consumer, stop)
+    return AtLeastOnce(settings, consumer, stop)
