@@ -9,10 +9,12 @@
 - Helm: `helm lint --strict` and `helm template` of the default values and of helm/fwv2/ci/*.yaml, the
   core objects validated by `kubernetes-validate --strict` against Kubernetes 1.34; the CRD objects
   (PrometheusRule, ServiceMonitor, PodMonitor, ScaledObject) only rendered when enabled; the
-  PrometheusRule is exactly deploy/prometheus/rules.yml; pods non-root with a read-only root filesystem,
+  PrometheusRule is exactly helm/fwv2/files/prometheus-rules.yml; pods non-root with a read-only root filesystem,
   probes on /healthz and /readyz, a grace period longer than SHUTDOWN_GRACE_S, GPU requests.
 - compose.yml: `docker-compose config -q` (Debian's docker-compose 1.29, no engine needed) and its
   resolved content (KRaft Kafka, init jobs, GPU reservation, Prometheus and Grafana wiring).
+- One copy: the rules and the dashboard live only in helm/fwv2/files/ (Helm reads no file outside its chart);
+  compose mounts them from there, and no second copy exists anywhere in the repository.
 - Dockerfiles: parsed; non-root numeric USER, EXPOSE 9400, ENTRYPOINT fwv2, HEALTHCHECK on /healthz,
   the CUDA image on an nvidia/cuda cuDNN runtime with float16; docker/healthcheck.py against a live server.
 
@@ -38,12 +40,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("CACHE_DIR") or Path.home() / ".cache" / "fwv2")
-RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+CHART = ROOT / "helm" / "fwv2"
+# The one copy of each, inside the chart because Helm reads no file outside it; compose mounts them from here.
+RULES = CHART / "files" / "prometheus-rules.yml"
 RULES_TEST = ROOT / "deploy" / "prometheus" / "rules_test.yml"
 PROM_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboard.json"
+DASHBOARD = CHART / "files" / "grafana-dashboard.json"
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
-CHART = ROOT / "helm" / "fwv2"
 COMPOSE = ROOT / "compose.yml"
 KUBE_VERSION = "1.34.0"
 SETUP_HINT = "run `bash scripts/setup-deploy-tools.sh` (installs helm, promtool, docker-compose, kubernetes-validate)"
@@ -262,7 +265,7 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_every_alert_is_unit_tested_firing_and_not_firing(alerts: list[dict]) -> None:
     tests = yaml.safe_load(RULES_TEST.read_text())
-    assert tests["rule_files"] == ["rules.yml"]
+    assert [(RULES_TEST.parent / f).resolve() for f in tests["rule_files"]] == [RULES.resolve()]
     fires: set[str] = set()
     quiet: set[str] = set()
     for group in tests["tests"]:
@@ -328,8 +331,9 @@ def test_rules_use_only_exported_metrics_and_labels(rules: list[dict], recorded:
 
 def test_compose_prometheus_config(rules: list[dict]) -> None:
     out = ok(run([_tool("promtool"), "check", "config", str(PROM_CONFIG)]))
-    assert "rules.yml" in out, "prometheus.yml must load rules.yml"
+    assert RULES.relative_to(ROOT).as_posix() in out, f"prometheus.yml must load {RULES.relative_to(ROOT)}"
     config = yaml.safe_load(PROM_CONFIG.read_text())
+    assert [(PROM_CONFIG.parent / f).resolve() for f in config["rule_files"]] == [RULES.resolve()]
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert "fwv2-worker" in jobs, 'the rules select job="fwv2-worker"'
     job = jobs["fwv2-worker"]
@@ -441,21 +445,39 @@ def test_grafana_provisioning_matches_compose() -> None:
     path = prov["providers"][0]["options"]["path"]
     compose = yaml.safe_load(COMPOSE.read_text())
     mounts = compose["services"]["grafana"]["volumes"]
-    assert f"./deploy/grafana/dashboard.json:{path}/fwv2.json:ro" in mounts
+    assert f"./{DASHBOARD.relative_to(ROOT).as_posix()}:{path}/fwv2.json:ro" in mounts
 
 
-# --- chart copies ---------------------------------------------------------------------------------------------
+# --- one copy --------------------------------------------------------------------------------------------------
 
 
-def test_chart_copies_are_identical_to_the_sources() -> None:
-    pairs = [
-        (RULES, CHART / "files" / "prometheus-rules.yml"),
-        (DASHBOARD, CHART / "files" / "grafana-dashboard.json"),
-    ]
-    for source, copy in pairs:
-        assert copy.read_bytes() == source.read_bytes(), (
-            f"{copy.relative_to(ROOT)} differs from {source.relative_to(ROOT)}: cp {source.relative_to(ROOT)} {copy.relative_to(ROOT)}"
-        )
+def _tracked_files() -> list[Path]:
+    listed = ok(run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"])).split("\0")
+    return [ROOT / name for name in listed if name and (ROOT / name).is_file()]
+
+
+def test_the_rules_and_the_dashboard_exist_once() -> None:
+    """The chart's files are the only copies: compose mounts them, promtool tests them, the chart packages them.
+    A second copy anywhere (deploy/ had one each until issue 15) would drift; point at the chart's file instead."""
+    rules, dashboard = yaml.safe_load(RULES.read_text()), json.loads(DASHBOARD.read_text())
+    for path in _tracked_files():
+        if path in (RULES, DASHBOARD) or path.suffix not in (".yml", ".yaml", ".json"):
+            continue
+        try:  # compared parsed, so that a copy with other comments or spacing is found too
+            doc = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        except (ValueError, yaml.YAMLError):
+            continue  # Helm templates and other files that are not plain YAML or JSON
+        assert doc != rules, f"{path.relative_to(ROOT)} is a second copy of {RULES.relative_to(ROOT)}"
+        assert doc != dashboard, f"{path.relative_to(ROOT)} is a second copy of {DASHBOARD.relative_to(ROOT)}"
+    assert not (ROOT / "deploy" / "prometheus" / "rules.yml").exists()
+    assert not (ROOT / "deploy" / "grafana" / "dashboard.json").exists()
+    # Whatever mounts or loads them names the chart's files.
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert any(str(v).startswith("./helm/fwv2/files") for v in compose["services"]["prometheus"]["volumes"])
+    local = yaml.safe_load((ROOT / "compose.local.yml").read_text())
+    assert "./helm/fwv2/files:/etc/fwv2/helm/fwv2/files:ro" in local["services"]["prometheus"]["volumes"]
+    local_config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.local.yml").read_text())
+    assert local_config["rule_files"] == ["/etc/fwv2/helm/fwv2/files/prometheus-rules.yml"]
 
 
 # --- Helm -----------------------------------------------------------------------------------------------------
@@ -821,9 +843,13 @@ def test_compose_resolved_stack() -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
+    # Prometheus sees the repository's layout under /etc/fwv2, so prometheus.yml's relative rule_files
+    # (the chart's file, the one copy) resolves in the container as on the host.
     prom = " ".join(raw["services"]["prometheus"]["command"])
-    assert "--config.file=/etc/prometheus/prometheus.yml" in prom
-    assert "./deploy/prometheus:/etc/prometheus:ro" in raw["services"]["prometheus"]["volumes"]
+    assert "--config.file=/etc/fwv2/deploy/prometheus/prometheus.yml" in prom
+    volumes = raw["services"]["prometheus"]["volumes"]
+    assert "./deploy/prometheus:/etc/fwv2/deploy/prometheus:ro" in volumes
+    assert "./helm/fwv2/files:/etc/fwv2/helm/fwv2/files:ro" in volumes
 
 
 def test_compose_router() -> None:

@@ -1,7 +1,7 @@
 """Our alert rules on a real Prometheus, against a real worker process (issue 14).
 
 Debian's `prometheus` (2.42) scrapes a fresh `fwv2 worker` every second and evaluates
-deploy/prometheus/rules.yml every second. The worker reads fresh topics on the shared Kafka and an
+helm/fwv2/files/prometheus-rules.yml (the one copy) every second. The worker reads fresh topics on the shared Kafka and an
 object store of this test's own (a MinIO on free ports, so its outage touches no one else):
 
 1. its first events are malformed: 40 MALFORMED_EVENT dead letters raise FWV2DeadLetterRateHigh
@@ -41,7 +41,7 @@ from consumer.plumbing.settings import Settings
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+RULES = ROOT / "helm" / "fwv2" / "files" / "prometheus-rules.yml"
 CACHE_DIR = Path(os.environ.get("CACHE_DIR") or Path.home() / ".cache" / "fwv2")
 MINIO_USER, MINIO_PASSWORD = "alerts-admin", "alerts-admin-secret"
 
@@ -131,7 +131,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Callable[[int], None]]]:
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                     "rule_files": [str(RULES)],
-                    # As rules.yml expects the workers: job="fwv2-worker" and a pool label.
+                    # As the rules expect the workers: job="fwv2-worker" and a pool label.
                     "scrape_configs": [
                         {
                             "job_name": "fwv2-worker",

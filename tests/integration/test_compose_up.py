@@ -5,7 +5,7 @@ and CPU worker pool and Prometheus with our rules, all on the host's network (12
 away from the shared embedded stack). One clip is uploaded to the compose MinIO and its event produced on
 the compose Kafka's audio.references: the router hands it to the CPU pool, whose worker transcribes it.
 Prometheus, through its HTTP API, scrapes the worker and the router, has loaded every alert of
-rules.yml, and takes malformed events to a pending FWV2DeadLetterRateHigh. `down -v` leaves nothing.
+the rules, and takes malformed events to a pending FWV2DeadLetterRateHigh. `down -v` leaves nothing.
 The images come from `bash scripts/images.sh build`; a missing engine or image is a failure.
 """
 
@@ -145,7 +145,7 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
     transcript = json.loads(done.stdout.strip().splitlines()[-1])
     assert "sunny" in transcript["text"].lower(), transcript
 
-    # Prometheus: both targets up, every alert of rules.yml loaded, the routing counted.
+    # Prometheus: both targets up, every alert of the rules loaded, the routing counted.
     prom = f"http://127.0.0.1:{PROMETHEUS}"
 
     def targets_up() -> bool:
@@ -153,7 +153,7 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
         return {t["labels"]["job"] for t in active if t["health"] == "up"} >= {"fwv2-worker", "fwv2-router"}
 
     wait_for("worker and router targets up", targets_up, 60, project)
-    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
+    rules = yaml.safe_load((ROOT / "helm" / "fwv2" / "files" / "prometheus-rules.yml").read_text())
     expected = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     loaded = {
         r["name"]
