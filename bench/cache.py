@@ -100,7 +100,9 @@ class Stage:
             self.worker = None
 
 
-async def timed(producer: Any, reader: ResultReader, settings: Settings, ref: AudioReference) -> tuple[float, dict]:
+async def timed(
+    producer: Any, reader: ResultReader, settings: Settings, ref: AudioReference
+) -> tuple[float, dict[str, Any]]:
     """Produce one event and wait for its transcript: (seconds end to end, the record)."""
     started = time.perf_counter()
     await producer.send_and_wait(settings.kafka_input_topic, value=ref.to_json(), key=ref.event_id.encode())
@@ -126,7 +128,7 @@ async def run(
     try:
         async with ResultReader(s) as reader:
 
-            async def measure(kind: str, ref: AudioReference, expect: tuple[str, str] | None) -> dict:
+            async def measure(kind: str, ref: AudioReference, expect: tuple[str, str] | None) -> dict[str, Any]:
                 elapsed, record = await timed(producer, reader, s, ref)
                 got = (record["cache"]["tier"], record["cache"]["matched_by"]) if record["cache"] else None
                 if got != expect:

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.bare import peak_rss_bytes
 from bench.tools import fresh_topics
@@ -70,7 +71,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_bare(profile: str, threads: int, files: list[Path], words: bool = False) -> dict:
+def run_bare(profile: str, threads: int, files: list[Path], words: bool = False) -> dict[str, Any]:
     argv = ["--profile", profile, "--threads", str(threads), *(["--words"] if words else []), *map(str, files)]
     out = subprocess.run(
         [sys.executable, "-m", "bench.bare", *argv],
@@ -78,7 +79,8 @@ def run_bare(profile: str, threads: int, files: list[Path], words: bool = False)
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout)
+    timings: dict[str, Any] = json.loads(out.stdout)
+    return timings
 
 
 async def run_stage(
@@ -89,7 +91,7 @@ async def run_stage(
     log_path: Path,
     speakers: bool = False,
     extra_env: dict[str, str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     s = await fresh_topics(settings, "bench")
     run_id = s.kafka_group_id.removeprefix("bench-")
     objects = [upload(s, f, key=f"bench/{run_id}/{i:04d}-{f.name}") for i, f in enumerate(files)]
@@ -125,7 +127,7 @@ async def run_stage(
             await publish_references(s, refs)
             wanted = {r.event_id for r in refs}
             arrived: dict[str, float] = {}
-            records: dict[str, dict] = {}
+            records: dict[str, dict[str, Any]] = {}
 
             async def collect() -> None:
                 async for result in reader.results():
@@ -186,8 +188,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             for n in range(1, args.rounds + 1):
                 # Alternate which side goes first, so a drift in the machine's speed during
                 # the run does not always favour the same side.
-                bare: dict = {}
-                stage: dict = {}
+                bare: dict[str, Any] = {}
+                stage: dict[str, Any] = {}
                 for side in ("bare", "stage") if n % 2 else ("stage", "bare"):
                     _say(f"[{profile} round {n}/{args.rounds}] {side}...")
                     if side == "bare":

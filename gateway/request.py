@@ -97,7 +97,7 @@ def build_form(fields: dict[str, list[str]], task: Task, prefer_async: bool) -> 
         task=task,
         language=first("language"),
         prompt=first("prompt"),
-        response_format=first("response_format") or "json",  # type: ignore[arg-type]
+        response_format=first("response_format") or "json",
         temperature=_temperature(first("temperature") or ""),
         timestamp_granularities=granularities,
         respond_async=prefer_async or (first(ASYNC_FIELD) or "").lower() in _TRUE,

@@ -41,16 +41,17 @@ class ResultStore:
         self._requests: OrderedDict[str, TranscriptionForm] = OrderedDict()
 
     def put(self, result: Result) -> None:
-        assert result.event_id is not None
-        known = self._results.get(result.event_id)
+        event_id = result.event_id
+        assert event_id is not None
+        known = self._results.get(event_id)
         if known is not None and known.kind == "transcript":
             return  # a redelivered duplicate: the first transcript stands
         if result.kind == "dead_letter":
             # The original bytes are for replay tools, not for callers: do not hold them in memory.
             record = {k: v for k, v in result.record.items() if k not in ("original_key", "original_value")}
-            result = Result(result.kind, result.event_id, record, result.topic, result.partition, result.offset)
-        self._results[result.event_id] = result
-        self._results.move_to_end(result.event_id)
+            result = Result(result.kind, event_id, record, result.topic, result.partition, result.offset)
+        self._results[event_id] = result
+        self._results.move_to_end(event_id)
         while len(self._results) > self.capacity:
             self._results.popitem(last=False)
 

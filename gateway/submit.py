@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import mimetypes
 import re
+from typing import BinaryIO, cast
 
 from aiokafka import AIOKafkaProducer
 from minio import Minio
+from pydantic import ValidationError
 
 from consumer.contract.events import AudioReference, ObjectRef
 from consumer.plumbing.kafka import make_producer
@@ -59,7 +61,7 @@ def reference(settings: Settings, event_id: str, form: TranscriptionForm, upload
             metadata={"source": "gateway", "filename": upload.filename[:256]},
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        errors = getattr(exc, "errors", lambda: [])()
+        errors = exc.errors() if isinstance(exc, ValidationError) else []
         param = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else None
         message = errors[0]["msg"] if errors else str(exc)
         raise ApiError(400, f"{param}: {message}" if param else message, code="invalid_value", param=param) from exc
@@ -94,7 +96,7 @@ class Submitter:
                 self._storage.put_object,
                 ref.object.bucket,
                 ref.object.key,
-                upload.file,
+                cast(BinaryIO, upload.file),  # minio's stub asks for BinaryIO; it only read()s the IO[bytes]
                 length=upload.size,
                 content_type=ref.object.content_type or "application/octet-stream",
                 part_size=PART_SIZE,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.batch import BatchKey, batch_key, transcribe_together
 from pipeline.config import EngineConfig
@@ -194,7 +194,7 @@ class Pipeline:
         )
 
 
-def _wait_quietly(pending: Future[object]) -> None:
+def _wait_quietly(pending: Future[Any]) -> None:
     # The failure is read again, and handled, by _attach_speakers.
     with contextlib.suppress(Exception):
         pending.result()

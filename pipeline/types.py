@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: importing the seam's types needs no numpy
+    import numpy as np
 
 
 class Task(StrEnum):
@@ -61,7 +65,7 @@ class TranscriptionRequest:
 class DecodedAudio:
     """16 kHz mono float32 samples, plus what the container said about itself."""
 
-    samples: object  # numpy.ndarray[float32]; typed loosely to keep numpy out of the type surface
+    samples: np.ndarray  # float32
     sample_rate: int
     duration_s: float
     declared_duration_s: float | None = None

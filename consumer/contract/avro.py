@@ -44,7 +44,10 @@ class AvroSchema:
                 f"written with a schema of fingerprint {data[2:HEADER_LEN].hex()}, not {self.name} "
                 f"({self.fingerprint.hex()})"
             )
-        record: dict[str, Any] = schemaless_reader(io.BytesIO(data[HEADER_LEN:]), self.parsed, self.parsed)
+        record = schemaless_reader(io.BytesIO(data[HEADER_LEN:]), self.parsed, self.parsed)
+        # Every schema in schemas/ is a record, which fastavro reads as a dict; its typing allows any datum.
+        if not isinstance(record, dict):
+            raise ValueError(f"{self.name} decoded to {type(record).__name__}, not a record")
         return record
 
 

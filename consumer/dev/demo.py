@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from consumer.contract.events import AudioReference
-from consumer.dev.client import Result, ResultReader, new_reference, print_result, publish_references, upload
+from consumer.contract.results import Result
+from consumer.dev.client import ResultReader, new_reference, print_result, publish_references, upload
 from consumer.dev.samples import CONVERSATION, SAMPLES, make_conversation, make_samples
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.settings import Settings

@@ -62,7 +62,7 @@ def security_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-class NotAuthorizedError(KafkaError):
+class NotAuthorizedError(KafkaError):  # type: ignore[misc]  # aiokafka ships no types: KafkaError is Any to mypy
     """The broker refused this principal an operation (an ACL is missing); says which, and how to grant it.
 
     Retriable on purpose: the event did nothing wrong, and an operator who adds the ACL fixes it

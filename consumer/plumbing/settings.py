@@ -33,6 +33,10 @@ class PrefixRule(BaseModel):
     language: str | None = None
 
 
+def _every_pool() -> list[Literal["gpu", "cpu"]]:
+    return ["gpu", "cpu"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -328,7 +332,7 @@ class Settings(BaseSettings):
         "fwv2-gpu", description="Consumer group of the GPU pool, whose lag the router watches."
     )
     router_pools: Annotated[list[Literal["gpu", "cpu"]], NoDecode] = Field(
-        default_factory=lambda: ["gpu", "cpu"],
+        default_factory=_every_pool,
         description="Comma-separated pools that are deployed; with one, every event goes to it.",
     )
     router_default_pool: Literal["gpu", "cpu"] = Field(

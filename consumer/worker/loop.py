@@ -419,11 +419,9 @@ class Worker:
             fetch_started = time.perf_counter()
             blob = await self.results.fetch(ref)  # a result-cache hit carries the transcript and skips inference
             fetch_s = time.perf_counter() - fetch_started
-        transcript = (
-            blob.hit
-            or (ready.transcript if ready is not None else None)
-            or await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, ref.to_request())
-        )
+        transcript = blob.hit or (ready.transcript if ready is not None else None)
+        if transcript is None:
+            transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, ref.to_request())
         value = encode_transcript(
             transcript_record(
                 ref,

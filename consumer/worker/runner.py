@@ -81,7 +81,8 @@ async def run_worker(settings: Settings, pipeline: Pipeline | None = None, stop:
     # Probes answer from the start: alive while the model loads, ready only after.
     server = await serve(settings.metrics_port, state, metrics) if settings.metrics_port else None
     try:
-        pipeline = pipeline or await asyncio.to_thread(build_pipeline, settings)
+        if pipeline is None:
+            pipeline = await asyncio.to_thread(build_pipeline, settings)
         info = pipeline.transcriber.info
         metrics.model_load.labels(info.name).set(info.load_s)
         diarization = diarization_state(pipeline.diarizer, settings.enable_diarization)

@@ -87,7 +87,8 @@ class _Tdnn(nn.Module):
         self.nonlinear = _bn_relu(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nonlinear(self.linear(x))
+        y: torch.Tensor = self.nonlinear(self.linear(x))
+        return y
 
 
 class _ContextMask(nn.Module):
@@ -106,7 +107,8 @@ class _ContextMask(nn.Module):
         local = segments.repeat_interleave(CONTEXT_SEGMENT, dim=-1)[..., :frames]
         context = x.mean(dim=-1, keepdim=True) + local
         gate = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))
-        return self.linear_local(x) * gate
+        y: torch.Tensor = self.linear_local(x) * gate
+        return y
 
 
 class _DenseLayer(nn.Module):
@@ -136,7 +138,8 @@ class _Transit(nn.Module):
         self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.nonlinear(x))
+        y: torch.Tensor = self.linear(self.nonlinear(x))
+        return y
 
 
 class _StatsPool(nn.Module):
@@ -156,7 +159,8 @@ class _Embedding(nn.Module):
         self.nonlinear.add_module("batchnorm", nn.BatchNorm1d(out_channels, affine=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nonlinear(self.linear(x.unsqueeze(-1)).squeeze(-1))
+        y: torch.Tensor = self.nonlinear(self.linear(x.unsqueeze(-1)).squeeze(-1))
+        return y
 
 
 class CAMPlusPlus(nn.Module):
@@ -178,7 +182,8 @@ class CAMPlusPlus(nn.Module):
         self.xvector.add_module("dense", _Embedding(channels * 2, EMBEDDING_DIM))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.xvector(self.head(features.transpose(1, 2)))
+        embedding: torch.Tensor = self.xvector(self.head(features.transpose(1, 2)))
+        return embedding
 
 
 def load_campplus(path: str) -> CAMPlusPlus:

@@ -30,12 +30,13 @@ ACTIVE = 0.5
 
 def fbank(waveform: torch.Tensor) -> torch.Tensor:
     """(samples,) float in [-1, 1] at 16 kHz -> (frames, 80) log-mel fbank, not normalised."""
-    return kaldi.fbank(
+    features: torch.Tensor = kaldi.fbank(
         waveform.unsqueeze(0),
         num_mel_bins=FBANK_BINS,
         sample_frequency=SAMPLE_RATE,
         dither=0.0,  # deterministic: the same clip always gives the same speakers
     )
+    return features
 
 
 class CamPlusPlusEmbedding(Model):
@@ -64,9 +65,12 @@ class CamPlusPlusEmbedding(Model):
         features = features - features.mean(dim=0, keepdim=True)
         if self._onnx is not None and features.device.type == "cpu":
             return torch.from_numpy(self._onnx(features.unsqueeze(0).numpy()))[0]
-        return self.network(features.unsqueeze(0))[0]
+        embedding: torch.Tensor = self.network(features.unsqueeze(0))[0]
+        return embedding
 
-    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    # pyannote's Model.forward is typed (waveforms, **kwargs); its embedding models, its own WeSpeaker
+    # included, take (waveforms, weights), which is how its pipelines call them.
+    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         """(batch, 1, samples) and optional (batch, mask_frames) -> (batch, 192), NaN where no speech.
 
         Only the frames the mask marks active are embedded (CAM++'s context masking averages over

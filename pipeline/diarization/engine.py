@@ -18,7 +18,7 @@ from pyannote.audio import Inference, Model, Pipeline
 from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines import SpeakerDiarization
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
-from pyannote.core import Annotation
+from pyannote.core import Annotation, SlidingWindowFeature
 
 from pipeline.diarization.assign import SpeakerTurn
 from pipeline.diarization.config import DiarizationConfig
@@ -247,6 +247,7 @@ class Diarizer:
         duration = waveform.shape[-1] / SAMPLE_RATE
         with torch.inference_mode():
             output = self._segmenter({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+        assert isinstance(output, SlidingWindowFeature)  # what a sliding-window Inference returns, aggregated
         frames = Frames(output.sliding_window.step, self._frames_offset, self._frames_step, self._frames_duration)
         embedding: CamPlusPlusEmbedding = self._pipeline._embedding.model_  # noqa: SLF001 - as above
         c = self.config

@@ -59,7 +59,8 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     frames = frames * _povey()
     spectrum = np.fft.rfft(frames, n=FFT, axis=1)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    return np.log(np.maximum(power @ _mel_banks(), EPSILON))
+    fbank: np.ndarray = np.log(np.maximum(power @ _mel_banks(), EPSILON))
+    return fbank
 
 
 __all__ = ["fbank"]

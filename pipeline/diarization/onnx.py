@@ -14,8 +14,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch comes with the diarization extra; onnxruntime with faster-whisper
+    import onnxruntime
+    import torch
 
 # Largest difference allowed between torch's and the exported graph's embedding (unit-scale values):
 # measured 1-6e-6 on 1-10 s inputs; anything near 1e-3 would mean a wrong export, not rounding.
@@ -44,7 +49,13 @@ def export(weights_path: str) -> Path:
     )
 
 
-def _export_checked(model, probes, target: Path, names: tuple[str, str], axes: dict) -> Path:  # type: ignore[no-untyped-def]
+def _export_checked(
+    model: torch.nn.Module,
+    probes: list[torch.Tensor],
+    target: Path,
+    names: tuple[str, str],
+    axes: dict[str, dict[int, str]],
+) -> Path:
     """Export ``model`` (torch) to ``target``: staged beside it, kept only if it gives torch's outputs on ``probes``."""
     import torch
 
@@ -65,7 +76,7 @@ def _export_checked(model, probes, target: Path, names: tuple[str, str], axes: d
     return target
 
 
-def _session(path: Path, threads: int):  # type: ignore[no-untyped-def]  # onnxruntime ships no stubs
+def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -96,15 +107,18 @@ def export_segmentation(weights_path: str) -> Path:
         raise RuntimeError(f"{weights_path} is not a pyannote checkpoint")
     model.eval()
     spec = model.specifications
-    window = int(spec.duration * model.hparams.sample_rate)
+    if isinstance(spec, tuple) or spec.classes is None or spec.powerset_max_classes is None:
+        raise RuntimeError(f"{weights_path} is not a single-task powerset segmentation model")
+    sample_rate = int(model.hparams["sample_rate"])
+    window = int(spec.duration * sample_rate)
     field = model.receptive_field
     sidecar = {
-        "sample_rate": int(model.hparams.sample_rate),
+        "sample_rate": sample_rate,
         "window_samples": window,
         "frame_start": float(field.start),
         "frame_duration": float(field.duration),
         "frame_step": float(field.step),
-        "powerset_mapping": Powerset(len(spec.classes), spec.powerset_max_classes).mapping.int().tolist(),
+        "powerset_mapping": Powerset(len(spec.classes), spec.powerset_max_classes).build_mapping().int().tolist(),
     }
     graph, meta = segmentation_paths(weights_path)
     probes = [torch.randn(2, 1, window) * 0.1]
@@ -151,7 +165,8 @@ class OnnxCamPlusPlus:
         self._session = _session(path, threads)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {"fbank": np.ascontiguousarray(features, dtype=np.float32)})[0]
+        outputs: list[np.ndarray] = self._session.run(None, {"fbank": np.ascontiguousarray(features, dtype=np.float32)})
+        return outputs[0]
 
 
 __all__ = ["OnnxCamPlusPlus", "OnnxSegmentation", "export", "export_segmentation", "onnx_path", "segmentation_paths"]

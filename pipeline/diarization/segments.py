@@ -97,7 +97,8 @@ def find_segments(activity: np.ndarray, frames: Frames, duration_s: float) -> li
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 def cluster(
@@ -155,7 +156,8 @@ def _agglomerate(distance: np.ndarray, threshold: float, min_speakers: int, max_
     bounded = min(max(k, min_speakers), max_speakers, n)
     if bounded != k:
         found = fcluster(tree, t=bounded, criterion="maxclust")
-    return (found - 1).astype(np.int64)
+    labels: np.ndarray = (found - 1).astype(np.int64)
+    return labels
 
 
 def _by_first_use(labels: np.ndarray) -> np.ndarray:

@@ -79,7 +79,8 @@ def frame_levels_db(samples: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     frames = samples[: n * FRAME].reshape(n, FRAME).astype(np.float32, copy=False)
     power = np.einsum("ij,ij->i", frames, frames) / FRAME
-    return (10.0 * np.log10(np.maximum(power, 1e-12))).astype(np.float32)
+    levels: np.ndarray = (10.0 * np.log10(np.maximum(power, 1e-12))).astype(np.float32)
+    return levels
 
 
 def find_sound(samples: np.ndarray) -> SpeechMap:

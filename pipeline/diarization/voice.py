@@ -40,7 +40,8 @@ def _dct() -> np.ndarray:
     """(CEPSTRA, BINS) orthonormal DCT-II rows 1..CEPSTRA."""
     k = np.arange(1, CEPSTRA + 1)[:, None]
     n = np.arange(BINS)[None, :]
-    return np.cos(np.pi * k * (n + 0.5) / BINS) * np.sqrt(2.0 / BINS)
+    rows: np.ndarray = np.cos(np.pi * k * (n + 0.5) / BINS) * np.sqrt(2.0 / BINS)
+    return rows
 
 
 def spectrum(features: np.ndarray) -> np.ndarray:
@@ -49,7 +50,8 @@ def spectrum(features: np.ndarray) -> np.ndarray:
         return np.full(CEPSTRA, np.nan)
     level = features.mean(axis=1)
     loud = features[level > level.max() - _LOUD]
-    return _dct() @ loud.mean(axis=0, dtype=np.float64)
+    envelope: np.ndarray = _dct() @ loud.mean(axis=0, dtype=np.float64)
+    return envelope
 
 
 def spectra(samples: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
@@ -65,7 +67,8 @@ def spectral_distance(spectra: np.ndarray) -> np.ndarray:
     """(n, n) RMS difference of the cepstra; 0 where either row is NaN (no opinion)."""
     s = np.asarray(spectra, dtype=np.float64)
     d = np.sqrt(((s[:, None, :] - s[None, :, :]) ** 2).mean(axis=2))
-    return np.nan_to_num(d, nan=0.0)
+    distances: np.ndarray = np.nan_to_num(d, nan=0.0)
+    return distances
 
 
 __all__ = ["CEPSTRA", "spectra", "spectral_distance", "spectrum"]

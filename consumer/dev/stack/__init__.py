@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from minio.credentials import StaticProvider
+from minio.credentials.providers import StaticProvider
 from minio.minioadmin import MinioAdmin
 
 from consumer.dev.stack.acls import create_acls, gateway_acls, router_acls, worker_acls
@@ -172,18 +172,18 @@ class EmbeddedStack:
     def down(self) -> None:
         """Stop both servers (SIGTERM, SIGKILL after a timeout); nothing to do if not running."""
         with file_lock(self._lock):
-            for node in (self._kafka, self._minio):
-                pid = node.process.pid()
+            for process in (self._kafka.process, self._minio.process):
+                pid = process.pid()
                 if pid is None:
                     continue
-                self._echo(f"stopping {node.process.name} (pid {pid})...")
-                node.process.stop(STOP_TIMEOUT_S)
+                self._echo(f"stopping {process.name} (pid {pid})...")
+                process.stop(STOP_TIMEOUT_S)
 
     def stop_service(self, name: str) -> None:
         """Stop only "kafka" or "minio" (for failure tests); `up()` starts it again."""
-        node = {"kafka": self._kafka, "minio": self._minio}[name]
+        process = {"kafka": self._kafka.process, "minio": self._minio.process}[name]
         with file_lock(self._lock):
-            node.process.stop(STOP_TIMEOUT_S)
+            process.stop(STOP_TIMEOUT_S)
 
     def is_running(self) -> bool:
         """Both server processes are alive (readiness is what `up` checks)."""

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import urllib3
 from minio import Minio
@@ -177,7 +178,7 @@ class MinioNode:
         )
 
     def http(self) -> urllib3.PoolManager:
-        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(self.secure.tls.ca)} if self.secure else {}
+        tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(self.secure.tls.ca)} if self.secure else {}
         return urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=2.0, read=10.0),
             retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),

@@ -17,7 +17,7 @@ from consumer.plumbing.settings import Settings
 
 def stage_topics(settings: Settings) -> list[str]:
     # dict.fromkeys: one topic may serve two roles in a test setup; create it once.
-    names = (settings.kafka_input_topic, settings.kafka_output_topic, settings.kafka_dead_letter_topic)
+    names: tuple[str, ...] = (settings.kafka_input_topic, settings.kafka_output_topic, settings.kafka_dead_letter_topic)
     # The pools' own input topics, which `fwv2 router` fills (docs/ROUTING.md).
     names += (settings.kafka_gpu_topic, settings.kafka_cpu_topic)
     return list(dict.fromkeys(names))
