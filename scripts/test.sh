@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The test command: set up, build the images, then run every test. The integration tests start the
-# embedded stack (genuine Kafka and MinIO) themselves and stop it at the end.
+# The test command: set up, check style and types, build the images, then run every test. The
+# integration tests start the embedded stack (genuine Kafka and MinIO) themselves and stop it at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# ruff and mypy first: a style or type error fails here in seconds, before the images and the tests.
+bash scripts/lint.sh
 # The images are built from this tree first, and every test runs with the Docker engine up: the image
 # and compose tests run them (scripts/images.sh starts dockerd if none runs, and stops it after).
 exec bash scripts/images.sh run .venv/bin/python -m pytest -ra "$@"
