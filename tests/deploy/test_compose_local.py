@@ -8,7 +8,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.tools  # docker-compose resolves both files
 
 ROOT = Path(__file__).resolve().parents[2]
 # What compose.local.yml may set differently, and why: the services reach each other on 127.0.0.1.

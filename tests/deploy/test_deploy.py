@@ -252,11 +252,13 @@ def test_router_exports_the_listed_metrics() -> None:
     }
 
 
+@pytest.mark.tools
 def test_promtool_check_rules() -> None:
     out = ok(run([_tool("promtool"), "check", "rules", str(RULES)]))
     assert "SUCCESS" in out
 
 
+@pytest.mark.tools
 def test_promtool_unit_tests_pass() -> None:
     result = run([_tool("promtool"), "test", "rules", str(RULES_TEST)])
     out = ok(result)
@@ -329,6 +331,7 @@ def test_rules_use_only_exported_metrics_and_labels(rules: list[dict], recorded:
             assert set(matcher.split("|")) <= codes, matcher
 
 
+@pytest.mark.tools
 def test_compose_prometheus_config(rules: list[dict]) -> None:
     out = ok(run([_tool("promtool"), "check", "config", str(PROM_CONFIG)]))
     assert RULES.relative_to(ROOT).as_posix() in out, f"prometheus.yml must load {RULES.relative_to(ROOT)}"
@@ -386,6 +389,7 @@ def test_dashboard_metrics_are_exported(dashboard: dict, recorded: set[str]) -> 
     assert len(used & EXPORTED) >= 12, f"the dashboard uses suspiciously few metrics: {sorted(used)}"
 
 
+@pytest.mark.tools
 def test_dashboard_queries_parse_as_promql(dashboard: dict, tmp_path: Path) -> None:
     exprs = dashboard_exprs(dashboard)
     concrete = [e.replace("$__rate_interval", "5m").replace("$pool", ".*") for e in exprs]
@@ -519,12 +523,14 @@ def by_kind(docs: list[dict], kind: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("values", list(VALUE_SETS))
+@pytest.mark.tools
 def test_helm_lint(values: str) -> None:
     out = ok(run([_tool("helm"), "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, *VALUE_SETS[values]]))
     assert "0 chart(s) failed" in out
 
 
 @pytest.mark.parametrize("values", list(VALUE_SETS))
+@pytest.mark.tools
 def test_helm_render_validates_against_kubernetes(values: str, renders: dict[str, list[dict]]) -> None:
     docs = [d for d in renders[values] if d["kind"] not in CRD_KINDS]
     assert docs
@@ -534,6 +540,7 @@ def test_helm_render_validates_against_kubernetes(values: str, renders: dict[str
     assert out.count("passed for resource") == len(docs), out
 
 
+@pytest.mark.tools
 def test_kubernetes_validate_rejects_an_unknown_field(renders: dict[str, list[dict]]) -> None:
     deployment = json.loads(json.dumps(by_kind(renders["default"], "Deployment")[0]))
     deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesytem"] = True  # misspelled
@@ -541,6 +548,7 @@ def test_kubernetes_validate_rejects_an_unknown_field(renders: dict[str, list[di
     assert result.returncode != 0 and "readOnlyRootFilesytem" in result.stdout + result.stderr
 
 
+@pytest.mark.tools
 def test_helm_default_render(renders: dict[str, list[dict]]) -> None:
     docs = renders["default"]
     assert not set(kinds(docs)) & CRD_KINDS, "CRD objects must only render when enabled"
@@ -549,6 +557,7 @@ def test_helm_default_render(renders: dict[str, list[dict]]) -> None:
     assert {"ConfigMap", "Service", "PodDisruptionBudget", "ServiceAccount"} <= set(kinds(docs))
 
 
+@pytest.mark.tools
 def test_helm_monitoring_render(renders: dict[str, list[dict]]) -> None:
     docs = renders["monitoring"]
     assert CRD_KINDS - {"PodMonitor"} <= set(kinds(docs))
@@ -574,6 +583,7 @@ def test_helm_monitoring_render(renders: dict[str, list[dict]]) -> None:
     assert "replicas" not in by_kind(docs, "Deployment")[0]["spec"], "KEDA owns the replica count"
 
 
+@pytest.mark.tools
 def test_helm_prometheus_rule_is_the_rules_file(renders: dict[str, list[dict]], tmp_path: Path) -> None:
     (rule,) = by_kind(renders["monitoring"], "PrometheusRule")
     assert rule["spec"] == yaml.safe_load(RULES.read_text())
@@ -582,6 +592,7 @@ def test_helm_prometheus_rule_is_the_rules_file(renders: dict[str, list[dict]], 
     ok(run([_tool("promtool"), "check", "rules", str(path)]))
 
 
+@pytest.mark.tools
 def test_helm_prometheus_rule_overrides(tmp_path: Path) -> None:
     docs = helm_template(
         "-f",
@@ -608,6 +619,7 @@ def test_helm_prometheus_rule_overrides(tmp_path: Path) -> None:
     ok(run([_tool("promtool"), "check", "rules", str(path)]))
 
 
+@pytest.mark.tools
 def test_helm_grafana_dashboard_is_the_dashboard_file(renders: dict[str, list[dict]]) -> None:
     (cm,) = [d for d in by_kind(renders["gpu"], "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -615,6 +627,7 @@ def test_helm_grafana_dashboard_is_the_dashboard_file(renders: dict[str, list[di
 
 
 @pytest.mark.parametrize("values", list(VALUE_SETS))
+@pytest.mark.tools
 def test_helm_pods_are_locked_down_and_probed(values: str, renders: dict[str, list[dict]]) -> None:
     docs = renders[values]
     (config,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
@@ -657,6 +670,7 @@ def test_helm_pods_are_locked_down_and_probed(values: str, renders: dict[str, li
         assert pdbs[dep["metadata"]["name"]]["spec"]["selector"] == dep["spec"]["selector"]
 
 
+@pytest.mark.tools
 def test_helm_gpu_pool(renders: dict[str, list[dict]]) -> None:
     docs = renders["gpu"]
     deps = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
@@ -700,6 +714,7 @@ def test_helm_gpu_pool(renders: dict[str, list[dict]]) -> None:
     assert by_kind(docs, "NetworkPolicy")
 
 
+@pytest.mark.tools
 def test_helm_refuses_unsafe_values() -> None:
     assert "s3.accessKey is required" in helm_template_fails("--set", "s3.existingSecret=")
     assert "set by the chart itself" in helm_template_fails("--set", "config.KAFKA_GROUP_ID=other")
@@ -713,6 +728,7 @@ def test_helm_refuses_unsafe_values() -> None:
     )
 
 
+@pytest.mark.tools
 def test_helm_router(renders: dict[str, list[dict]]) -> None:
     """The router (docs/ROUTING.md): off by default, in front of both pools when enabled."""
     assert not [d for d in renders["default"] if d["metadata"]["name"].endswith("-router")]
@@ -758,6 +774,7 @@ def test_helm_router(renders: dict[str, list[dict]]) -> None:
     assert only_env["ROUTER_POOLS"] == "cpu" and "KAFKA_GPU_TOPIC" not in only_env
 
 
+@pytest.mark.tools
 def test_helm_router_refuses_a_pool_on_its_input() -> None:
     assert "transcribe every event a second time" in helm_template_fails("--set", "router.enabled=true")
     assert "hysteresis" in helm_template_fails(
@@ -765,6 +782,7 @@ def test_helm_router_refuses_a_pool_on_its_input() -> None:
     )
 
 
+@pytest.mark.tools
 def test_helm_models_hostpath_and_grace() -> None:
     docs = helm_template(
         "--set", "models.enabled=true", "--set", "models.hostPath=/srv/models", "--set", "shutdownGraceSeconds=120"
@@ -785,11 +803,13 @@ def compose_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root")}
 
 
+@pytest.mark.tools
 def test_compose_config_is_valid() -> None:
     ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=compose_env()))
     ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "gpu", "config", "-q"], env=compose_env()))
 
 
+@pytest.mark.tools
 def test_compose_rejects_an_unknown_key(tmp_path: Path) -> None:
     broken = yaml.safe_load(COMPOSE.read_text())
     broken["services"]["kafka"]["helthcheck"] = broken["services"]["kafka"].pop("healthcheck")
@@ -799,6 +819,7 @@ def test_compose_rejects_an_unknown_key(tmp_path: Path) -> None:
     assert result.returncode != 0 and "helthcheck" in result.stderr
 
 
+@pytest.mark.tools
 def test_compose_resolved_stack() -> None:
     out = ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "config"], env=compose_env()))
     services = yaml.safe_load(out)["services"]
@@ -852,6 +873,7 @@ def test_compose_resolved_stack() -> None:
     assert "./helm/fwv2/files:/etc/fwv2/helm/fwv2/files:ro" in volumes
 
 
+@pytest.mark.tools
 def test_compose_router() -> None:
     """The router in front of the pools (docs/ROUTING.md): each pool reads the topic the router fills for it."""
     services = yaml.safe_load(

@@ -22,6 +22,8 @@ from tests.deploy.test_deploy import (
     run,
 )
 
+pytestmark = pytest.mark.tools  # helm, kubernetes-validate and docker-compose check the gateway's objects
+
 GATEWAY = ["-f", str(CHART / "ci" / "gateway-values.yaml")]
 GATEWAY_ON_SASL = ["-f", str(CHART / "ci" / "gpu-values.yaml"), *GATEWAY]
 

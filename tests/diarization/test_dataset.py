@@ -38,6 +38,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_two_builds_are_byte_identical(root: Path, tmp_path: Path) -> None:
     for split in SPLITS:
         dataset.build(split, tmp_path)
@@ -46,6 +47,7 @@ def test_two_builds_are_byte_identical(root: Path, tmp_path: Path) -> None:
     assert [name for name in first if first[name] != second[name]] == []
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_a_cached_split_is_loaded_not_rebuilt(root: Path, built: dict[str, list[tuple[Clip, Record]]]) -> None:
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     again = dataset.build("tune", root)
@@ -61,6 +63,7 @@ def test_an_unknown_split_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_every_split_has_one_to_six_speakers_in_a_short_total(
     split: str, built: dict[str, list[tuple[Clip, Record]]]
 ) -> None:
@@ -74,6 +77,7 @@ def test_every_split_has_one_to_six_speakers_in_a_short_total(
 
 
 @pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_every_split_covers_every_property(split: str, built: dict[str, list[tuple[Clip, Record]]]) -> None:
     records = [r for _, r in built[split]]
     assert set().union(*(r.tags for r in records)) == set(PROPERTIES)
@@ -82,6 +86,7 @@ def test_every_split_covers_every_property(split: str, built: dict[str, list[tup
         assert [p for p in r.tags if not dataset.covers(r, p)] == [], r.name
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_the_property_checks_reject_what_they_should(built: dict[str, list[tuple[Clip, Record]]]) -> None:
     by_name = {r.name: r for split in SPLITS for _, r in built[split]}
     # each check must be able to say no, or covering every property would prove nothing
@@ -90,6 +95,7 @@ def test_the_property_checks_reject_what_they_should(built: dict[str, list[tuple
     assert not dataset.covers(by_name["tune_variants_3"], "distinct_voices")  # en-us+m1/m3/m7 only
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_the_monologue_and_minor_speaker_are_what_they_say(built: dict[str, list[tuple[Clip, Record]]]) -> None:
     for split in SPLITS:
         for clip, record in built[split]:
@@ -101,6 +107,7 @@ def test_the_monologue_and_minor_speaker_are_what_they_say(built: dict[str, list
                 assert 0 < talk < 0.1 * sum(t.end - t.start for t in clip.turns), (record.name, label)
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_the_rttm_and_manifest_agree_with_the_json(root: Path) -> None:
     for split in SPLITS:
         folder = root / split
@@ -121,6 +128,7 @@ def test_the_rttm_and_manifest_agree_with_the_json(root: Path) -> None:
                 assert len(fields) == 10 and fields[0] == "SPEAKER" and fields[1] == entry["name"], line
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_the_wavs_are_16k_mono_int16(root: Path) -> None:
     import wave
 
@@ -147,6 +155,7 @@ def _cut(clip: Clip, start: float, end: float) -> np.ndarray:
     return clip.samples[int(round(start * SAMPLE_RATE)) : int(round(end * SAMPLE_RATE))]
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_reference_turns_sit_on_speech_and_gaps_are_silent(built: dict[str, list[tuple[Clip, Record]]]) -> None:
     for split in SPLITS:
         for clip, record in built[split]:
@@ -165,6 +174,7 @@ def test_reference_turns_sit_on_speech_and_gaps_are_silent(built: dict[str, list
                     assert _rms(_cut(clip, start, end)) < SILENT_RMS, (clip.name, start, end)
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_overlaps_are_mixed_and_both_turns_are_in_the_reference(built: dict[str, list[tuple[Clip, Record]]]) -> None:
     for split in SPLITS:
         for clip, record in built[split]:
@@ -181,6 +191,7 @@ def test_overlaps_are_mixed_and_both_turns_are_in_the_reference(built: dict[str,
                 assert min(a.end, b.end) - max(a.start, b.start) <= 2.0
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_the_splits_share_no_text_and_no_clip_design(built: dict[str, list[tuple[Clip, Record]]]) -> None:
     texts = {s: {t.text for _, r in built[s] for t in r.turns if t.text} for s in SPLITS}
     assert texts["tune"] and texts["heldout"] and not texts["tune"] & texts["heldout"]
@@ -191,6 +202,7 @@ def test_the_splits_share_no_text_and_no_clip_design(built: dict[str, list[tuple
     assert not {s.seed for s in dataset.TUNE} & {s.seed for s in dataset.HELDOUT}
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_heldout_interleaves_the_real_speakers_with_espeak_voices(built: dict[str, list[tuple[Clip, Record]]]) -> None:
     (record,) = [r for _, r in built["heldout"] if "real_speech" in r.tags]
     kinds = ["real" if t.voice.startswith("real:") else "espeak" for t in sorted(record.turns, key=lambda t: t.start)]
@@ -199,6 +211,7 @@ def test_heldout_interleaves_the_real_speakers_with_espeak_voices(built: dict[st
     assert {t.voice for t in record.turns if t.voice.startswith("real:")} == {"real:speaker90", "real:speaker91"}
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_references_give_the_text_of_every_synthetic_turn(root: Path) -> None:
     for split in SPLITS:
         refs = dataset.references(split, root)
@@ -210,6 +223,7 @@ def test_references_give_the_text_of_every_synthetic_turn(root: Path) -> None:
                     assert 0.3 <= t.end - t.start <= 1.0
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_score_is_zero_for_the_reference_and_positive_when_wrong(
     built: dict[str, list[tuple[Clip, Record]]],
 ) -> None:
@@ -228,6 +242,7 @@ def test_score_is_zero_for_the_reference_and_positive_when_wrong(
             assert dataset.score(clip, [], 0.0) == pytest.approx(1.0)  # everything missed
 
 
+@pytest.mark.tools  # espeak-ng speaks the set
 def test_the_cli_prints_a_table(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dataset.main(["build", "--split", "all", "--folder", str(root)])
     out = capsys.readouterr().out

@@ -103,6 +103,7 @@ def test_campplus_tells_the_two_real_speakers_apart(campplus: CamPlusPlusEmbeddi
     assert np.mean(same) > np.mean(different) + 0.2, (same, different)
 
 
+@pytest.mark.tools  # espeak-ng speaks the voices
 def test_campplus_tells_synthetic_voices_apart(campplus: CamPlusPlusEmbedding) -> None:
     texts = SENTENCES[:2]  # 5-6 s each; shorter sentences embed less stably
     with torch.inference_mode():
@@ -361,6 +362,7 @@ def monologue_with_a_long_silence() -> tuple[np.ndarray, list[tuple[float, float
     return samples, [(0.0, first_end), (second_start, len(samples) / SAMPLE_RATE)]
 
 
+@pytest.mark.tools  # espeak-ng speaks the monologue
 def test_turns_stay_in_the_spoken_parts_around_a_long_silence(
     diarizer: Diarizer, spy: _SegmenterSpy, monologue_with_a_long_silence: tuple[np.ndarray, list[tuple[float, float]]]
 ) -> None:

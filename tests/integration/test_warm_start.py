@@ -8,8 +8,12 @@ import socket
 import urllib.error
 import urllib.request
 
+import pytest
+
 from consumer.plumbing.settings import Settings
 from consumer.worker.runner import run_worker
+
+pytestmark = pytest.mark.integration  # the settings fixture starts the embedded stack
 
 
 def _free_port() -> int:

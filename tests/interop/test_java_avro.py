@@ -35,8 +35,7 @@ SOURCE = JAVA_DIR / "src" / "main" / "java" / "DecodeEvents.java"
 # Fully qualified, so Maven resolves no plugin prefix and, once cached, asks the network nothing.
 BUILD_CLASSPATH = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath"
 
-# scripts/setup.sh installs Java and Maven; their absence is a broken set-up, not a reason to skip.
-assert shutil.which("java") and shutil.which("mvn"), "needs Java 17+ and Maven on PATH: run scripts/setup.sh"
+pytestmark = pytest.mark.tools
 
 TEXT = "Grüße aus Köln, ça va ? 東京で会いましょう 👋"
 METADATA = {"tenant": "acme", "call": "Köln→東京 #42", "emoji": "🎧", "empty": ""}
@@ -101,6 +100,8 @@ def _dead_letter_value(original: bytes) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def avro_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # scripts/setup.sh installs Java and Maven; their absence is a broken set-up, not a reason to skip.
+    assert shutil.which("java") and shutil.which("mvn"), "needs Java 17+ and Maven on PATH: run scripts/setup.sh"
     out = tmp_path_factory.mktemp("maven") / "classpath.txt"
     cmd = [
         "mvn",

@@ -6,9 +6,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from consumer.contract.events import encode_transcript, transcript_record
 from pipeline.types import CacheHit, CacheMatch, CacheTier
 from tests.interop.test_java_avro import _decode_in_java, _ref, _transcript, avro_classpath  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.tools
 
 
 def test_java_reads_the_cache_field(avro_classpath: str, tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
+@pytest.mark.tools  # the clips are made with espeak-ng and ffmpeg
 def test_a_batch_hears_each_clip_on_its_own_timeline(stage: Pipeline, clips: list[bytes], passes: list[int]) -> None:
     alone = [stage.process(c, WORDS) for c in clips]
     together = stage.process_batch([(c, WORDS) for c in clips])
@@ -66,6 +67,7 @@ def test_a_batch_hears_each_clip_on_its_own_timeline(stage: Pipeline, clips: lis
         assert b.diarization.status is DiarizationStatus.NOT_REQUESTED
 
 
+@pytest.mark.tools  # the clips are made with espeak-ng and ffmpeg
 def test_a_broken_clip_fails_alone(stage: Pipeline, clips: list[bytes], passes: list[int]) -> None:
     out = stage.process_batch([(clips[0], WORDS), (b"not audio at all", WORDS), (clips[1], WORDS)])
     assert isinstance(out[0], Transcript) and isinstance(out[2], Transcript)
@@ -73,6 +75,7 @@ def test_a_broken_clip_fails_alone(stage: Pipeline, clips: list[bytes], passes: 
     assert passes == [2]
 
 
+@pytest.mark.tools  # the clips are made with espeak-ng and ffmpeg
 def test_what_cannot_share_a_pass_runs_alone(stage: Pipeline, clips: list[bytes], passes: list[int]) -> None:
     quality = TranscriptionRequest(profile="whisper-1-quality")
     hot = TranscriptionRequest(profile="whisper-1-fast", temperature=0.4)
@@ -91,6 +94,7 @@ def test_only_requests_that_decode_alike_share_a_batch(stage: Pipeline) -> None:
     assert batch_key(t, TranscriptionRequest(profile="whisper-1-quality"), 10.0) is None
 
 
+@pytest.mark.tools  # the clips are made with espeak-ng and ffmpeg
 def test_silence_in_a_batch_gives_an_empty_transcript(stage: Pipeline, clips: list[bytes], tmp_path: Path) -> None:
     import subprocess
 

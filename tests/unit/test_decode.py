@@ -34,6 +34,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("hi.wav", ["-ar", "192000"]),
     ],
 )
+@pytest.mark.tools  # ffmpeg and espeak-ng make the files
 def test_common_formats_decode_to_16k_mono(speech: Path, tmp_path: Path, suffix: str, args: list[str]) -> None:
     target = tmp_path / f"clip.{suffix}"
     _ffmpeg("-i", str(speech), *args, str(target))
@@ -45,6 +46,7 @@ def test_common_formats_decode_to_16k_mono(speech: Path, tmp_path: Path, suffix:
     assert audio.warnings == ()
 
 
+@pytest.mark.tools  # ffmpeg and espeak-ng make the files
 def test_video_with_audio_track(speech: Path, tmp_path: Path) -> None:
     target = tmp_path / "clip.mp4"
     _ffmpeg(
@@ -64,6 +66,7 @@ def test_video_with_audio_track(speech: Path, tmp_path: Path) -> None:
     assert decode_audio(target.read_bytes(), 3600).duration_s > 1.5
 
 
+@pytest.mark.tools  # ffmpeg and espeak-ng make the files
 def test_truncated_mp3_is_a_partial_decode_with_a_warning(speech: Path, tmp_path: Path) -> None:
     target = tmp_path / "clip.mp3"
     _ffmpeg("-i", str(speech), str(target))
@@ -87,11 +90,13 @@ def test_not_audio_is_undecodable(data: bytes) -> None:
     assert not info.value.retriable
 
 
+@pytest.mark.tools  # ffmpeg and espeak-ng make the files
 def test_declared_duration_over_the_limit_fails_before_decoding(speech: Path) -> None:
     with pytest.raises(AudioTooLongError, match="declares"):
         decode_audio(speech.read_bytes(), 1.0)
 
 
+@pytest.mark.tools  # ffmpeg makes the file
 def test_stream_without_duration_stops_at_the_limit(tmp_path: Path) -> None:
     # A raw ADTS stream declares no reliable duration; decoding must stop at the limit by itself.
     target = tmp_path / "long.aac"

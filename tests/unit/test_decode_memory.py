@@ -22,6 +22,7 @@ def _rss_peak() -> int:
 
 
 @pytest.mark.parametrize(("suffix", "args"), [("wav", []), ("mp3", []), ("aac", ["-c:a", "aac", "-f", "adts"])])
+@pytest.mark.tools  # ffmpeg makes the files
 def test_same_samples_as_faster_whisper(tmp_path: Path, suffix: str, args: list[str]) -> None:
     # adts declares no duration, so the buffer starts small and grows: the values must not change.
     target = tmp_path / f"tone.{suffix}"
@@ -42,6 +43,7 @@ def test_buffer_grows_and_trims_without_losing_samples() -> None:
     assert np.array_equal(out, np.concatenate(chunks).astype(np.float32) / 32768.0)
 
 
+@pytest.mark.tools  # ffmpeg makes the files
 def test_ten_minutes_cost_one_copy_of_the_waveform(tmp_path: Path) -> None:
     # 600 s of 16 kHz float32 is 38 MB; concatenating int16 chunks and then scaling held it 3-4 times.
     target = tmp_path / "long.mp3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from consumer.dev.samples import SAMPLES, make_samples
 from pipeline.config import EngineConfig
@@ -25,6 +26,7 @@ def test_windows_cover_the_clip_in_order_and_cut_where_it_is_quiet() -> None:
     assert quiet_cut(samples, len(samples) + 5) == len(samples)
 
 
+@pytest.mark.tools  # the clip is made with espeak-ng and ffmpeg
 def test_a_windowed_clip_reads_like_one_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
     paths = make_samples(tmp_path)
     gap = np.zeros(SAMPLE_RATE, dtype=np.float32)
