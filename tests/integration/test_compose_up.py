@@ -80,7 +80,10 @@ def project() -> Iterator[str]:
     assert not busy, f"ports {busy} of compose.local.yml are taken (another compose up?); set FWV2_LOCAL_*_PORT"
     name = f"fwv2ct{uuid.uuid4().hex[:6]}"
     try:
-        compose(name, "up", "-d")
+        up = compose(name, "up", "-d", check=False)
+        if up.returncode != 0:  # say why: the failing service's own log
+            logs = compose(name, "logs", "--tail", "60", check=False)
+            pytest.fail(f"docker-compose up -d exited {up.returncode}:\n{up.stderr}\n{logs.stdout[-8000:]}")
         yield name
     finally:
         compose(name, "down", "-v", "--remove-orphans", check=False)
