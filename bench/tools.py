@@ -1,6 +1,6 @@
-"""What the issue-7 benchmarks share: statistics, RSS sampling, worker processes on fresh topics, output.
+"""What the benchmarks share: statistics, RSS sampling, worker processes on fresh topics, output.
 
-``bench_latency``, ``bench_soak``, ``bench_long`` and ``bench_scale`` each run real ``fwv2 worker``
+``bench.latency``, ``bench.soak``, ``bench.long``, ``bench.scale`` and ``bench.burst`` each run real ``fwv2 worker``
 processes on the embedded stack, as ``fwv2 bench`` does, and print a markdown table and, with
 ``--json``, write their figures. Every report carries the machine's load average, because the
 machines these run on are shared and their figures only mean something beside it.

@@ -93,7 +93,7 @@ PROFILES: dict[str, Profile] = {
             best_of=5,
             patience=1.0,
             vad=VadOptions(threshold=0.5, min_silence_ms=1000, speech_pad_ms=400),
-            description="Beam 5, balanced VAD: faster-whisper's defaults.",
+            description="Beam 5 (faster-whisper's default decoding), VAD on with 1 s of silence to split.",
             batch_short_clips=True,
             batch_long_audio=False,  # keeps faster-whisper's defaults: context across windows, fallback
         ),

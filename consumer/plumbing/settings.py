@@ -47,10 +47,14 @@ class Settings(BaseSettings):
     kafka_dead_letter_topic: str = Field("audio.dead-letters", description="Topic the DeadLetter records go to.")
     kafka_group_id: str = Field("fwv2-cpu", description="Consumer group of this worker pool.")
     kafka_client_id: str = Field("fwv2", description="Client id prefix seen in broker logs and quotas.")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients reach the brokers: TLS (SSL), SASL, both, or neither (docs/SECURITY.md)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism with SASL_PLAINTEXT or SASL_SSL (PLAIN when unset)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret: never logged).")
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL.")
     kafka_topic_partitions: int = Field(
         6, ge=1, description="Partitions of the topics `fwv2 stack up` creates; the most workers one group can use."
@@ -63,7 +67,11 @@ class Settings(BaseSettings):
             "event loop, but one event is processed at a time, so this must exceed the longest clip's processing."
         ),
     )
-    kafka_session_timeout_ms: int = Field(30_000, ge=6_000)
+    kafka_session_timeout_ms: int = Field(
+        30_000,
+        ge=6_000,
+        description="Heartbeat session timeout: a worker silent this long loses its partitions to the group.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         100,
         ge=0,
@@ -98,14 +106,18 @@ class Settings(BaseSettings):
 
     # --- Object storage ----------------------------------------------------------------
     s3_endpoint: str = Field("127.0.0.1:19000", description="host:port of MinIO or any S3 endpoint.")
-    s3_access_key: SecretStr = SecretStr("fwv2-admin")
-    s3_secret_key: SecretStr = SecretStr("fwv2-admin-secret")
+    s3_access_key: SecretStr = Field(
+        SecretStr("fwv2-admin"), description="S3 access key (the embedded stack's by default)."
+    )
+    s3_secret_key: SecretStr = Field(
+        SecretStr("fwv2-admin-secret"), description="S3 secret key (secret: never logged)."
+    )
     s3_secure: bool = Field(False, description="Use TLS to reach the object store.")
     s3_ca_file: Path | None = Field(
         None,
         description="CA bundle that signed the object store's TLS certificate; unset: the system's (certifi) roots.",
     )
-    s3_region: str | None = None
+    s3_region: str | None = Field(None, description="S3 region; unset, the client asks the bucket for it.")
     s3_bucket: str = Field("audio", description="Bucket that `fwv2 submit` uploads to and `stack up` creates.")
     allowed_buckets: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["audio"],
@@ -152,8 +164,10 @@ class Settings(BaseSettings):
         description="Where WHISPER_MODEL=auto looks for large-v3/, medium/, base/; unset: CACHE_DIR/whisper-models.",
     )
     whisper_model_name: str | None = Field(None, description="Name reported in transcripts; defaults from the model.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    device_index: int = 0
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where inference runs: cuda when a GPU is visible (auto), or the one named."
+    )
+    device_index: int = Field(0, description="GPU index with DEVICE=cuda.")
     compute_type: str | None = Field(None, description="CTranslate2 compute type; unset: int8 on CPU, float16 on GPU.")
     cpu_threads: int = Field(0, ge=0, description="Threads for CPU inference; 0 = all cores.")
     beam_size: int | None = Field(None, ge=1, description="Overrides the profile's beam size.")
@@ -288,7 +302,9 @@ class Settings(BaseSettings):
     # to ride out an object-store restart, short enough that a real outage reaches the DLQ.
     max_attempts: int = Field(8, ge=1, description="Attempts for a retriable failure before it is dead-lettered.")
     retry_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each attempt, with jitter.")
-    retry_backoff_max_s: float = Field(30.0, ge=0)
+    retry_backoff_max_s: float = Field(
+        30.0, ge=0, description="Cap of the exponential backoff (with jitter) that RETRY_BACKOFF_S starts."
+    )
     shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM waits this long for in-flight work.")
 
     # --- Gateway -----------------------------------------------------------------------
@@ -308,8 +324,10 @@ class Settings(BaseSettings):
     gateway_upload_prefix: str = Field("gateway/", description="Key prefix of the objects the gateway uploads.")
 
     # --- Operations --------------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least level logged.")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="structlog output: JSON lines, or `console` for people."
+    )
     metrics_port: int = Field(9400, ge=0, description="Port of /metrics, /healthz, /readyz; 0 disables them.")
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="Data and logs of the embedded stack.")
     cache_dir: Path = Field(

@@ -1,4 +1,4 @@
-"""What the stack holds for the stage: its three topics and its bucket. Idempotent."""
+"""What the stack holds for the stage: its topics (input, outputs, the two pools) and its bucket. Idempotent."""
 
 from __future__ import annotations
 
