@@ -9,7 +9,7 @@ import pytest
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The audio tools are installed by scripts/setup.sh; without them a test would fail for the
     # wrong reason, so say so loudly instead of letting it look like a product failure.
-    if not any(item.get_closest_marker("integration") for item in items):
+    if not any(item.get_closest_marker("integration") or item.get_closest_marker("tools") for item in items):
         return
     missing = [t for t in ("ffmpeg", "espeak-ng") if shutil.which(t) is None]
     if missing:
