@@ -21,6 +21,7 @@ import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -50,16 +51,23 @@ from consumer.worker.notifications import NotificationRules, reference_from_noti
 from consumer.worker.result_cache import Lookup, ResultCache
 from pipeline.errors import StageError
 from pipeline.stage import Pipeline
-from pipeline.types import DiarizationStatus, Transcript
+from pipeline.types import DiarizationStatus, Transcript, TranscriptionRequest
 
 log = get_logger("fwv2.worker")
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Status(StrEnum):
     """What became of one input record."""
 
-    status: str  # "transcribed" | "dead_lettered" | "duplicate" | "ignored" (a notification of nothing watched)
+    TRANSCRIBED = "transcribed"
+    DEAD_LETTERED = "dead_lettered"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"  # a bucket notification about nothing this stage watches
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
     code: str | None = None
 
 
@@ -79,13 +87,23 @@ class _PendingRetry:
 
 
 @dataclass(frozen=True)
-class _Ready:
-    """A record parsed, checked and fetched ahead of a batched pass, with the pass's transcript."""
+class Job:
+    """One input record, decoded once, on its way through the steps of ``Worker.handle``.
 
-    ref: AudioReference
-    blob: Lookup
-    fetch_s: float
+    ``ref`` and ``request`` are None when the record is a bucket notification about nothing this
+    stage watches, or when it could not be decoded (``error`` says why). The fetch step fills
+    ``blob`` (or ``error``); a batched pass fills ``transcript``.
+    """
+
+    record: ConsumerRecord
+    attempt: int
     started: float
+    event_id: str | None
+    ref: AudioReference | None = None
+    request: TranscriptionRequest | None = None
+    error: Exception | None = None
+    blob: Lookup | None = None
+    fetch_s: float = 0.0
     transcript: Transcript | None = None
 
 
@@ -254,37 +272,53 @@ class Worker:
         self.idle.clear()
         self.metrics.active.inc()
         try:
-            await self._settle(record)
+            await self._settle(self._decode(record))
         finally:
             self.metrics.active.dec()
             self.idle.set()
 
-    async def _settle(self, record: ConsumerRecord, ready: _Ready | None = None) -> bool:
-        """Deliver one record's outcome; True when its partition was rewound (a retry) or abandoned."""
-        assert self._consumer is not None and self.delivery is not None
+    def _decode(self, record: ConsumerRecord) -> Job:
+        """The record as a Job: its reference and request made once, or the reason it has none."""
         tp = TopicPartition(record.topic, record.partition)
         pending = self.retries.get(tp)
         attempt = pending.attempts + 1 if pending and pending.offset == record.offset else 1
+        started = time.perf_counter()
+        self.metrics.consumed.labels(record.topic).inc()
         try:
-            result = await self.handle(record, attempt, ready)
+            if self._notify_rules is not None and record.topic == self.settings.kafka_notification_topic:
+                ref = reference_from_notification(record.value, self._notify_rules)
+            else:
+                ref = parse_audio_reference(record.value)
+        except Exception as exc:  # noqa: BLE001 - dead-lettered by handle(), with the event id if one can be read
+            return Job(record, attempt, started, peek_event_id(record.value), error=exc)
+        if ref is None:
+            return Job(record, attempt, started, None)
+        return Job(record, attempt, started, ref.event_id, ref, ref.to_request())
+
+    async def _settle(self, job: Job) -> bool:
+        """Deliver one record's outcome; True when its partition was rewound (a retry) or abandoned."""
+        assert self._consumer is not None
+        record = job.record
+        tp = TopicPartition(record.topic, record.partition)
+        try:
+            result = await self.handle(job)
             if isinstance(result, RetryLater):
                 # Pause only this partition and rewind to the event; the others go on.
                 self._consumer.pause(tp)
                 self._consumer.seek(tp, record.offset)
-                self.retries[tp] = _PendingRetry(record.offset, attempt, time.monotonic() + result.delay_s)
+                self.retries[tp] = _PendingRetry(record.offset, job.attempt, time.monotonic() + result.delay_s)
                 self.metrics.retries.labels(result.error.code.value).inc()
                 return True
             self.retries.pop(tp, None)
-            if result is not None:
-                self.processed += 1
-                self.metrics.last_success.set(time.time())
+            self.processed += 1
+            self.metrics.last_success.set(time.time())
             return False
         except NotOwner as exc:
             # Rewind, in case the partition is (again) ours: the event must not be passed over. A
             # partition no longer assigned gets its position anew from the group.
             log.warning(
                 "outcome_discarded",
-                event_id=peek_event_id(record.value),
+                event_id=job.event_id,
                 reason=str(exc),
                 partition=record.partition,
                 offset=record.offset,
@@ -313,115 +347,115 @@ class Worker:
     async def _process_batch(self, records: list[ConsumerRecord], stop: asyncio.Event) -> None:
         """Several records at once: their short clips share one inference pass (Pipeline.process_batch).
 
-        Each record is still delivered on its own, in offset order within its partition. A record
-        that is not a plain fetched clip (a duplicate, a bad event, a failure) takes the
-        one-at-a-time way; after a retry rewinds a partition, the batch's later records of that
-        partition are left for the consumer to fetch again.
+        The same steps as one record alone: each Job is checked and fetched first (``_fetch``, which
+        keeps a failure on the Job for ``handle`` to deliver), the fetched clips share one pass, then
+        each Job goes through ``handle`` in offset order within its partition. After a retry rewinds
+        a partition, the batch's later records of that partition are left for the consumer to fetch
+        again.
         """
         self.idle.clear()
         self.metrics.active.inc(len(records))
         try:
-            ready: dict[int, _Ready] = {}
-            for n, record in enumerate(records):
-                prepared = await self._prepare(record)
-                if prepared is not None:
-                    ready[n] = prepared
-            pending = {n: r for n, r in ready.items() if r.blob.hit is None}
+            jobs = [await self._fetch(self._decode(record)) for record in records]
+            pending = [n for n, job in enumerate(jobs) if job.blob is not None and job.blob.hit is None]
             if len(pending) > 1:
-                items = [(r.blob.data, r.ref.to_request()) for r in pending.values()]
+                items = []
+                for n in pending:
+                    blob, request = jobs[n].blob, jobs[n].request
+                    assert blob is not None and request is not None
+                    items.append((blob.data, request))
                 loop = asyncio.get_running_loop()
                 outcomes = await loop.run_in_executor(self._inference, self.pipeline.process_batch, items)
                 self.metrics.batch_size.observe(len(items))
                 for n, out in zip(pending, outcomes, strict=True):
-                    # A clip that failed in the pass is done again alone, by the one-at-a-time way.
-                    ready[n] = replace(ready[n], transcript=out if isinstance(out, Transcript) else None)
+                    # A clip that failed in the pass is transcribed again alone, in handle().
+                    jobs[n] = replace(jobs[n], transcript=out if isinstance(out, Transcript) else None)
             rewound: set[TopicPartition] = set()
-            for n, record in enumerate(records):
-                tp = TopicPartition(record.topic, record.partition)
+            for job in jobs:
+                tp = TopicPartition(job.record.topic, job.record.partition)
                 if tp in rewound:
                     continue
-                if await self._settle(record, ready.get(n)):
+                if await self._settle(job):
                     rewound.add(tp)
         finally:
             self.metrics.active.dec(len(records))
             self.idle.set()
 
-    async def _prepare(self, record: ConsumerRecord) -> _Ready | None:
-        """Parse, check and fetch ahead of a batched pass; None leaves the record to the one-at-a-time way."""
-        started = time.perf_counter()
-        try:
-            ref = self._parse(record)
-            if ref is None or ref.event_id in self.done:
-                return None
-            self.pipeline.check_request(ref.to_request())
-            self.store.check_allowed(ref.object)
-            fetch_started = time.perf_counter()
-            blob = await self.results.fetch(ref)
-            return _Ready(ref, blob, time.perf_counter() - fetch_started, started)
-        except Exception:  # noqa: BLE001 - handled, logged and delivered by the one-at-a-time way
-            return None
+    # --- one event's path -----------------------------------------------------------------
 
-    async def handle(
-        self, record: ConsumerRecord, attempt: int = 1, ready: _Ready | None = None
-    ) -> Outcome | RetryLater:
-        """Turn one input record into exactly one delivered outcome, or a request to retry it later."""
-        started = ready.started if ready is not None else time.perf_counter()
-        event_id = peek_event_id(record.value)
-        self.metrics.consumed.labels(record.topic).inc()
+    async def handle(self, job: Job) -> Outcome | RetryLater:
+        """Take one Job through every step, top to bottom, to exactly one delivered outcome, or a retry later.
+
+        decoded → (a notification of nothing: skip) → dedupe → checks and fetch (or the result cache)
+        → inference (unless the cache or a batched pass has the transcript) → delivery → memory.
+        """
+        record = job.record
         structlog.contextvars.bind_contextvars(
-            event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset, attempt=attempt
+            event_id=job.event_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempt=job.attempt,
         )
         try:
-            ref = ready.ref if ready is not None else self._parse(record)
-            if ref is None:  # a bucket notification about nothing this stage watches
-                assert self.delivery is not None
-                await self.delivery.skip(record)
+            if job.error is not None and job.ref is None:
+                raise job.error  # the record could not be decoded
+            if job.ref is None:
+                await self._deliver().skip(record)
                 self.metrics.notifications_ignored.inc()
-                log.debug("notification_ignored", outcome="ignored")
-                return Outcome("ignored")
-            event_id = ref.event_id
-            structlog.contextvars.bind_contextvars(event_id=ref.event_id, profile=ref.profile)
-            if ref.event_id in self.done:
-                assert self.delivery is not None
-                await self.delivery.skip(record)
+                log.debug("notification_ignored", outcome=Status.IGNORED.value)
+                return Outcome(Status.IGNORED)
+            structlog.contextvars.bind_contextvars(profile=job.ref.profile)
+            if job.ref.event_id in self.done:
+                await self._deliver().skip(record)
                 self.metrics.duplicates.inc()
-                log.info("event_duplicate_skipped", outcome="duplicate")
-                return Outcome("duplicate")
-            self.pipeline.check_request(ref.to_request())
-            self.store.check_allowed(ref.object)
-            return await self._transcribe_and_deliver(record, ref, started, attempt, ready)
+                log.info("event_duplicate_skipped", outcome=Status.DUPLICATE.value)
+                return Outcome(Status.DUPLICATE)
+            job = await self._fetch(job)
+            if job.error is not None:
+                raise job.error
+            return await self._transcribe_and_deliver(job)
         except StageError as exc:
-            if exc.retriable and attempt < self.settings.max_attempts:
-                delay = backoff(self.settings, attempt)
+            if exc.retriable and job.attempt < self.settings.max_attempts:
+                delay = backoff(self.settings, job.attempt)
                 log.warning("retry_scheduled", code=exc.code.value, error=exc.message, delay_s=round(delay, 2))
                 return RetryLater(exc, delay)
-            return await self._dead_letter(record, exc, event_id, attempt, started)
+            return await self._dead_letter(job, exc)
         except Abandoned:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure must end as a dead letter, not a crash
-            return await self._dead_letter(record, exc, event_id, attempt, started)
+            return await self._dead_letter(job, exc)
         finally:
             structlog.contextvars.clear_contextvars()
 
-    def _parse(self, record: ConsumerRecord) -> AudioReference | None:
-        """The record's AudioReference: an event of the input topic, or one made from a bucket notification."""
-        if self._notify_rules is not None and record.topic == self.settings.kafka_notification_topic:
-            return reference_from_notification(record.value, self._notify_rules)
-        return parse_audio_reference(record.value)
-
-    async def _transcribe_and_deliver(
-        self, record: ConsumerRecord, ref: AudioReference, started: float, attempts: int, ready: _Ready | None = None
-    ) -> Outcome:
-        loop = asyncio.get_running_loop()
-        if ready is not None:  # fetched ahead of a batched pass, maybe transcribed in it
-            blob, fetch_s = ready.blob, ready.fetch_s
-        else:
+    async def _fetch(self, job: Job) -> Job:
+        """Checks, then the blob or the result cache's transcript; a failure is kept on the Job for handle()."""
+        if job.ref is None or job.request is None or job.blob is not None or job.error is not None:
+            return job
+        if job.ref.event_id in self.done:  # handle() skips it; nothing to fetch
+            return job
+        try:
+            self.pipeline.check_request(job.request)
+            self.store.check_allowed(job.ref.object)
             fetch_started = time.perf_counter()
-            blob = await self.results.fetch(ref)  # a result-cache hit carries the transcript and skips inference
-            fetch_s = time.perf_counter() - fetch_started
-        transcript = blob.hit or (ready.transcript if ready is not None else None)
+            blob = await self.results.fetch(job.ref)  # a result-cache hit carries the transcript
+            return replace(job, blob=blob, fetch_s=time.perf_counter() - fetch_started)
+        except Abandoned:
+            raise
+        except Exception as exc:  # noqa: BLE001 - delivered by handle(): a retry or a dead letter
+            return replace(job, error=exc)
+
+    def _deliver(self) -> Delivery:
+        assert self.delivery is not None, "the worker delivers only while it runs"
+        return self.delivery
+
+    async def _transcribe_and_deliver(self, job: Job) -> Outcome:
+        ref, request, blob, record = job.ref, job.request, job.blob, job.record
+        assert ref is not None and request is not None and blob is not None
+        transcript = blob.hit or job.transcript
         if transcript is None:
-            transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, ref.to_request())
+            loop = asyncio.get_running_loop()
+            transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, request)
         value = encode_transcript(
             transcript_record(
                 ref,
@@ -429,46 +463,45 @@ class Worker:
                 blob_etag=blob.etag,
                 blob_size=blob.size,
                 blob_content_type=blob.content_type,
-                fetch_s=fetch_s,
-                total_s=time.perf_counter() - started,
+                fetch_s=job.fetch_s,
+                total_s=time.perf_counter() - job.started,
                 group=self.settings.kafka_group_id,
                 pool=self.settings.worker_pool,
                 host=self.settings.host,
             )
         )
-        assert self.delivery is not None
         publish_started = time.perf_counter()
-        await self.delivery.deliver(
+        await self._deliver().deliver(
             record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value
         )
         publish_s = time.perf_counter() - publish_started
         self.done.add(ref.event_id)
         await self.results.remember(blob, ref, transcript)
-        self._observe(transcript, fetch_s, publish_s)
+        self._observe(transcript, job.fetch_s, publish_s)
         log.info(
             "event_transcribed",
-            outcome="transcribed",
+            outcome=Status.TRANSCRIBED.value,
             audio_s=round(transcript.duration_s, 3),
-            fetch_s=round(fetch_s, 4),
+            fetch_s=round(job.fetch_s, 4),
             decode_s=round(transcript.decode_s, 4),
             transcribe_s=round(transcript.transcribe_s, 4),
             diarize_s=round(transcript.diarize_s, 4),
             inference_s=round(inference_seconds(transcript), 4),
             publish_s=round(publish_s, 4),
-            total_s=round(time.perf_counter() - started, 4),
+            total_s=round(time.perf_counter() - job.started, 4),
             diarization=transcript.diarization.status.value,
             cache=f"{transcript.cache.tier}/{transcript.cache.matched_by}" if transcript.cache else None,
             warnings=list(transcript.warnings),
-            attempts=attempts,
+            attempts=job.attempt,
         )
-        return Outcome("transcribed")
+        return Outcome(Status.TRANSCRIBED)
 
     def _observe(self, transcript: Transcript, fetch_s: float, publish_s: float) -> None:
         m = self.metrics
         if transcript.cache is not None:  # served from the result cache: no decode or inference to count
             m.step_duration.labels("fetch").observe(fetch_s)
             m.step_duration.labels("publish").observe(publish_s)
-            m.published.labels("transcribed").inc()
+            m.published.labels(Status.TRANSCRIBED.value).inc()
             return
         with_diarization = str(transcript.diarization.status is DiarizationStatus.APPLIED).lower()
         m.transcription_duration.labels(transcript.model, transcript.profile, with_diarization).observe(
@@ -486,40 +519,38 @@ class Worker:
         ):
             if step != "diarize" or transcript.diarize_s > 0:
                 m.step_duration.labels(step).observe(seconds)
-        m.published.labels("transcribed").inc()
+        m.published.labels(Status.TRANSCRIBED.value).inc()
         if self._gpu is not None and (used := self._gpu.used_bytes()) is not None:
             m.gpu_memory.labels(str(self.settings.device_index)).set(used)
 
-    async def _dead_letter(
-        self, record: ConsumerRecord, exc: Exception, event_id: str | None, attempts: int, started: float
-    ) -> Outcome:
+    async def _dead_letter(self, job: Job, exc: Exception) -> Outcome:
+        record = job.record
         value = dead_letter_record(
             exc,
-            event_id=event_id,
+            event_id=job.event_id,
             key=record.key,
             value=record.value,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            attempts=attempts,
+            attempts=job.attempt,
             group=self.settings.kafka_group_id,
             pool=self.settings.worker_pool,
             host=self.settings.host,
         )
-        key = record.key or (event_id.encode() if event_id else None)
-        assert self.delivery is not None
-        await self.delivery.deliver(record, self.settings.kafka_dead_letter_topic, key, encode_dead_letter(value))
+        key = record.key or (job.event_id.encode() if job.event_id else None)
+        await self._deliver().deliver(record, self.settings.kafka_dead_letter_topic, key, encode_dead_letter(value))
         self.metrics.dead_letters.labels(value["code"]).inc()
-        self.metrics.published.labels("dead_lettered").inc()
+        self.metrics.published.labels(Status.DEAD_LETTERED.value).inc()
         level = log.error if value["code"] in ("INTERNAL_ERROR", "TRANSCRIPTION_FAILED") else log.warning
         level(
             "event_dead_lettered",
-            outcome="dead_lettered",
+            outcome=Status.DEAD_LETTERED.value,
             code=value["code"],
             error=value["message"],
             exception_type=value["exception_type"],
-            attempts=attempts,
-            total_s=round(time.perf_counter() - started, 4),
+            attempts=job.attempt,
+            total_s=round(time.perf_counter() - job.started, 4),
             exc_info=not isinstance(exc, StageError),
         )
-        return Outcome("dead_lettered", value["code"])
+        return Outcome(Status.DEAD_LETTERED, value["code"])
