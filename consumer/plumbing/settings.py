@@ -396,8 +396,18 @@ class Settings(BaseSettings):
     def host(self) -> str:
         return socket.gethostname()
 
+    @property
+    def diarization_models(self) -> Path:
+        """Where the diarization weights are: the one place this is decided (pipeline/ reads no environment)."""
+        return self.diarization_models_dir or self.cache_dir / "models"
+
+    @property
+    def whisper_models(self) -> Path:
+        """Where WHISPER_MODEL=auto looks for CTranslate2 models: the one place this is decided."""
+        return self.whisper_models_dir or self.cache_dir / "whisper-models"
+
     def diarization_config(self) -> DiarizationConfig:
-        models = self.diarization_models_dir or self.cache_dir / "models"
+        models = self.diarization_models
         return DiarizationConfig(
             segmentation_path=str(models / "pyannote_segmentation_3.0" / "pytorch_model.bin"),
             embedding_path=str(models / "campplus" / "campplus_cn_en_common.pt"),

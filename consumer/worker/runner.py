@@ -41,7 +41,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         return config
     device = resolve_device(settings.device)
     memory = GpuMemory(settings.device_index).total_bytes() if device == "cuda" else None
-    choice = choose_model(settings.whisper_models_dir or settings.cache_dir / "whisper-models", memory)
+    choice = choose_model(settings.whisper_models, memory)
     log.info("model_chosen", model=choice.name, path=choice.path, reason=choice.reason)
     return replace(config, model_path=choice.path, model_name=settings.whisper_model_name or choice.name)
 

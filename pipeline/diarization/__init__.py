@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipeline.diarization.assign import SpeakerTurn, assign_speakers
-from pipeline.diarization.config import DiarizationConfig, default_models_dir
+from pipeline.diarization.config import DiarizationConfig
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ __all__ = [
     "Diarizer",
     "SpeakerTurn",
     "assign_speakers",
-    "default_models_dir",
     "make_diarizer",
 ]
 

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
-
-def default_models_dir() -> Path:
-    """Where scripts/install-diarization-models.sh puts the weights (its MODELS_DIR / CACHE_DIR rules)."""
-    if os.environ.get("MODELS_DIR"):
-        return Path(os.environ["MODELS_DIR"])
-    cache = Path(os.environ["CACHE_DIR"]) if os.environ.get("CACHE_DIR") else Path.home() / ".cache" / "fwv2"
-    return cache / "models"
-
-
-def _default_segmentation_path() -> str:
-    return str(default_models_dir() / "pyannote_segmentation_3.0" / "pytorch_model.bin")
-
-
-def _default_embedding_path() -> str:
-    return str(default_models_dir() / "campplus" / "campplus_cn_en_common.pt")
 
 
 @dataclass(frozen=True)
 class DiarizationConfig:
-    """Settings of one Diarizer. The defaults are the offline models and the measured CPU optimum.
+    """Settings of one Diarizer: the weights' paths, and defaults measured as the CPU optimum.
 
     With ``pipeline_dir`` set, a complete pyannote pipeline (for example a local copy of
     ``pyannote/speaker-diarization-community-1``, or that hub id with ``hf_token``) is used as it
     is configured, and the segmentation/embedding paths and ``threshold`` are ignored.
     """
 
-    segmentation_path: str = field(default_factory=_default_segmentation_path)
-    embedding_path: str = field(default_factory=_default_embedding_path)
+    # Paths of the weights; the worker's settings decide them (consumer/plumbing/settings.py,
+    # diarization_models), so nothing in pipeline/ reads the environment.
+    segmentation_path: str
+    embedding_path: str
     pipeline_dir: str | None = None
     hf_token: str | None = field(default=None, repr=False)  # a secret: never printed
     # Distance at which merging speakers stops (average linkage over segments): the cosine distance

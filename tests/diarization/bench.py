@@ -49,15 +49,16 @@ def _cell(spec: dict[str, Any]) -> dict[str, Any]:
         import faster_whisper  # noqa: F401
     import torch
 
-    from pipeline.diarization import DiarizationConfig, Diarizer
+    from pipeline.diarization import Diarizer
     from tests.diarization.clips import CLIPS
+    from tests.diarization.models import installed_config
 
     clip = CLIPS[spec["clip"]]()
     out: dict[str, Any] = {}
     started = time.perf_counter()
-    config = DiarizationConfig(
+    config = installed_config(
         segmentation_step=spec.get("step", 0.5),
-        threshold=spec.get("threshold", DiarizationConfig.threshold),
+        threshold=spec.get("threshold", installed_config().threshold),
         num_threads=spec.get("threads", 0),
     )
     diarizer = Diarizer(config)
@@ -173,9 +174,10 @@ def _separate_process_cell(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _diarization_worker(spec: dict[str, Any], requests: Any, replies: Any) -> None:
-    from pipeline.diarization import DiarizationConfig, Diarizer
+    from pipeline.diarization import Diarizer
+    from tests.diarization.models import installed_config
 
-    diarizer = Diarizer(DiarizationConfig(segmentation_step=spec.get("step", 0.5), num_threads=spec.get("threads", 0)))
+    diarizer = Diarizer(installed_config(segmentation_step=spec.get("step", 0.5), num_threads=spec.get("threads", 0)))
     diarizer.warm_up()
     replies.put("ready")
     while (samples := requests.get()) is not None:
@@ -204,8 +206,9 @@ def _load() -> str:
 
 
 def quality(args: argparse.Namespace) -> None:
-    from pipeline.diarization import DiarizationConfig, Diarizer
+    from pipeline.diarization import Diarizer
     from tests.diarization.clips import CLIPS
+    from tests.diarization.models import installed_config
 
     print(f"<!-- {_load()} -->")
     print("| clip | speakers (ref) | step | threshold | speakers found | DER collar 0 | DER collar 0.5 s |")
@@ -214,7 +217,7 @@ def quality(args: argparse.Namespace) -> None:
         clip = CLIPS[name]()
         for step in args.steps:
             for threshold in args.thresholds:
-                diarizer = Diarizer(DiarizationConfig(segmentation_step=step, threshold=threshold))
+                diarizer = Diarizer(installed_config(segmentation_step=step, threshold=threshold))
                 turns = diarizer.diarize(clip.samples)
                 found = len({t.speaker for t in turns})
                 print(
@@ -228,8 +231,9 @@ def robustness(args: argparse.Namespace) -> None:
     """The same clip shifted by 0-5.2 s of leading silence: other window alignments, same speech."""
     import numpy as np
 
-    from pipeline.diarization import DiarizationConfig, Diarizer
+    from pipeline.diarization import Diarizer
     from tests.diarization.clips import CLIPS, Clip, Turn
+    from tests.diarization.models import installed_config
 
     offsets = (0.0, 1.3, 2.6, 3.9, 5.2)
     print(f"<!-- {_load()} -->")
@@ -242,7 +246,7 @@ def robustness(args: argparse.Namespace) -> None:
         base = CLIPS[name]()
         for step in args.steps:
             for threshold in args.thresholds:
-                diarizer = Diarizer(DiarizationConfig(segmentation_step=step, threshold=threshold, num_threads=1))
+                diarizer = Diarizer(installed_config(segmentation_step=step, threshold=threshold, num_threads=1))
                 found, der0, der05, walls = [], [], [], []
                 for offset in offsets:
                     pad = np.zeros(int(offset * 16_000), np.float32)
@@ -361,10 +365,11 @@ def embedding(args: argparse.Namespace) -> None:
     import threading
 
     from pipeline.config import EngineConfig
-    from pipeline.diarization import DiarizationConfig, Diarizer
+    from pipeline.diarization import Diarizer
     from pipeline.transcribe import Transcriber
     from pipeline.types import DecodedAudio, Granularity, TranscriptionRequest
     from tests.diarization.clips import CLIPS
+    from tests.diarization.models import installed_config
 
     clip = CLIPS[args.clips[0]]()
     transcriber = Transcriber(EngineConfig(cpu_threads=1))
@@ -375,7 +380,7 @@ def embedding(args: argparse.Namespace) -> None:
     print("| embedding workers | diarize alone s | diarize beside whisper s | DER collar 0 |")
     print("|---|---|---|---|")
     for workers in (1, 2):
-        diarizer = Diarizer(DiarizationConfig(segmentation_step=args.steps[0], embedding_workers=workers))
+        diarizer = Diarizer(installed_config(segmentation_step=args.steps[0], embedding_workers=workers))
         diarizer.warm_up()
         alone, beside = [], []
         for _ in range(args.repeat):

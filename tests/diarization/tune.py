@@ -73,13 +73,14 @@ BASELINE: dict[str, Any] = {
 
 def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float], weights: list[float]) -> None:
     """Every (threshold, min_train_s, spectral_weight) of the segments clustering on one segmentation + embedding pass per clip."""
-    from pipeline.diarization import DiarizationConfig, make_diarizer
+    from pipeline.diarization import make_diarizer
     from pipeline.diarization.light import turns_by_first_appearance
     from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
     from pipeline.diarization.speech import find_sound, join, remap
     from tests.diarization.clips import mix4, sample4
+    from tests.diarization.models import installed_config
 
-    diarizer = make_diarizer(DiarizationConfig())
+    diarizer = make_diarizer(installed_config())
     clips = _clips(split) + ([sample4(), mix4()] if with_dev else [])
     print(cpu_line())
     cached = []
@@ -114,10 +115,11 @@ def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float]
 
 
 def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
-    from pipeline.diarization import DiarizationConfig, make_diarizer
+    from pipeline.diarization import make_diarizer
+    from tests.diarization.models import installed_config
 
     clips = _clips(split)
-    config = DiarizationConfig()
+    config = installed_config()
     if baseline:
         config = replace(config, **BASELINE)
     config = replace(config, **overrides)

@@ -97,7 +97,7 @@ def test_two_voices_cam_plus_plus_merges_are_two_speakers() -> None:
     labels = cluster(embeddings, durations, THRESHOLD, MIN_TRAIN_S, spectra=envelopes, spectral_weight=SPECTRAL_WEIGHT)
     assert labels.tolist() == order
     # CAM++ alone, at its own best threshold (the default) or this one, hears one speaker.
-    for threshold in (DiarizationConfig().threshold, THRESHOLD):
+    for threshold in (DiarizationConfig.threshold, THRESHOLD):
         assert set(cluster(embeddings, durations, threshold, MIN_TRAIN_S).tolist()) == {0}
     assert set(cluster(embeddings, durations, THRESHOLD, MIN_TRAIN_S, spectra=envelopes).tolist()) == {0}  # weight 0
 
@@ -120,9 +120,9 @@ def test_one_voice_stays_one_speaker() -> None:
 
 
 def test_the_envelope_is_off_by_default() -> None:
-    assert DiarizationConfig().spectral_weight == 0.0
+    assert DiarizationConfig.spectral_weight == 0.0
 
 
 def test_spectral_weight_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="spectral_weight"):
-        DiarizationConfig(spectral_weight=-0.1)
+        DiarizationConfig(segmentation_path="seg.bin", embedding_path="emb.pt", spectral_weight=-0.1)
