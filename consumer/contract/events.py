@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -282,6 +283,56 @@ def decode_transcript(value: bytes) -> dict[str, Any]:
     return load_schema(TRANSCRIPT_EVENT).decode(value)
 
 
+@dataclass(frozen=True)
+class SourceRef:
+    """Where the failed input record was: topic, partition, offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class WorkerRef:
+    """Which worker wrote an outcome."""
+
+    group: str
+    pool: str
+    host: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A DeadLetter event (schemas/dead_letter.avsc) as a typed value; ``to_avro`` is the only dict of it."""
+
+    event_id: str | None
+    original_key: bytes | None
+    original_value: bytes | None
+    source: SourceRef
+    code: str
+    message: str
+    exception_type: str
+    retriable: bool
+    attempts: int
+    worker: WorkerRef
+    failed_at: datetime
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "original_key": self.original_key,
+            "original_value": self.original_value,
+            "source": {"topic": self.source.topic, "partition": self.source.partition, "offset": self.source.offset},
+            "code": self.code,
+            "message": self.message,
+            "exception_type": self.exception_type,
+            "retriable": self.retriable,
+            "attempts": self.attempts,
+            "worker": {"group": self.worker.group, "pool": self.worker.pool, "host": self.worker.host},
+            "failed_at": _millis(self.failed_at),
+        }
+
+
 def dead_letter_record(
     error: StageError | Exception,
     *,
@@ -295,28 +346,29 @@ def dead_letter_record(
     group: str,
     pool: str,
     host: str,
-) -> dict[str, Any]:
+) -> DeadLetter:
+    """The dead letter of ``error``: its code and retriability from the error's type, never from a message."""
     if isinstance(error, StageError):
         code, message, retriable = error.code.value, error.message, error.retriable
     else:
         code, message, retriable = "INTERNAL_ERROR", f"unexpected error in the worker: {error}", False
-    return {
-        "event_id": event_id,
-        "original_key": key,
-        "original_value": value,
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "code": code,
-        "message": message,
-        "exception_type": type(error).__name__,
-        "retriable": retriable,
-        "attempts": attempts,
-        "worker": {"group": group, "pool": pool, "host": host},
-        "failed_at": _millis(datetime.now(UTC)),
-    }
+    return DeadLetter(
+        event_id=event_id,
+        original_key=key,
+        original_value=value,
+        source=SourceRef(topic, partition, offset),
+        code=code,
+        message=message,
+        exception_type=type(error).__name__,
+        retriable=retriable,
+        attempts=attempts,
+        worker=WorkerRef(group, pool, host),
+        failed_at=datetime.now(UTC),
+    )
 
 
-def encode_dead_letter(record: dict[str, Any]) -> bytes:
-    return load_schema(DEAD_LETTER).encode(record)
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return load_schema(DEAD_LETTER).encode(letter.to_avro())
 
 
 def decode_dead_letter(value: bytes) -> dict[str, Any]:

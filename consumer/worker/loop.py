@@ -525,7 +525,7 @@ class Worker:
 
     async def _dead_letter(self, job: Job, exc: Exception) -> Outcome:
         record = job.record
-        value = dead_letter_record(
+        letter = dead_letter_record(
             exc,
             event_id=job.event_id,
             key=record.key,
@@ -539,18 +539,18 @@ class Worker:
             host=self.settings.host,
         )
         key = record.key or (job.event_id.encode() if job.event_id else None)
-        await self._deliver().deliver(record, self.settings.kafka_dead_letter_topic, key, encode_dead_letter(value))
-        self.metrics.dead_letters.labels(value["code"]).inc()
+        await self._deliver().deliver(record, self.settings.kafka_dead_letter_topic, key, encode_dead_letter(letter))
+        self.metrics.dead_letters.labels(letter.code).inc()
         self.metrics.published.labels(Status.DEAD_LETTERED.value).inc()
-        level = log.error if value["code"] in ("INTERNAL_ERROR", "TRANSCRIPTION_FAILED") else log.warning
+        level = log.error if letter.code in ("INTERNAL_ERROR", "TRANSCRIPTION_FAILED") else log.warning
         level(
             "event_dead_lettered",
             outcome=Status.DEAD_LETTERED.value,
-            code=value["code"],
-            error=value["message"],
-            exception_type=value["exception_type"],
+            code=letter.code,
+            error=letter.message,
+            exception_type=letter.exception_type,
             attempts=job.attempt,
             total_s=round(time.perf_counter() - job.started, 4),
             exc_info=not isinstance(exc, StageError),
         )
-        return Outcome(Status.DEAD_LETTERED, value["code"])
+        return Outcome(Status.DEAD_LETTERED, letter.code)

@@ -22,6 +22,7 @@ from consumer.contract.avro import SCHEMA_DIR, load_schema
 from consumer.contract.errors import StorageUnavailableError
 from consumer.contract.events import (
     AudioReference,
+    DeadLetter,
     ObjectRef,
     dead_letter_record,
     encode_dead_letter,
@@ -81,7 +82,7 @@ def _transcript() -> Transcript:
     )
 
 
-def _dead_letter_value(original: bytes) -> dict[str, Any]:
+def _dead_letter_value(original: bytes) -> DeadLetter:
     error = StorageUnavailableError("object store answered 503 for s3://audio/calls/2026/köln.m4a")
     return dead_letter_record(
         error,
@@ -194,7 +195,7 @@ def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> N
     assert (got["retriable"], got["attempts"]) == (True, 4)
     assert base64.b64decode(got["original_value"]) == ref.to_avro()
     assert base64.b64decode(got["original_key"]) == b"call-42"
-    assert got == _json_bytes(dead_letter)
+    assert got == _json_bytes(dead_letter.to_avro())
 
     got = json.loads(out["reference.bin", "record"])
     assert (got["event_id"], got["profile"], got["metadata"]) == (ref.event_id, "whisper-1-quality", METADATA)
