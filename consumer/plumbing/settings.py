@@ -279,6 +279,18 @@ class Settings(BaseSettings):
             "commit the input offset in one Kafka transaction; downstream must read with read_committed."
         ),
     )
+    transaction_max_outcomes: int = Field(
+        100,
+        ge=1,
+        description=(
+            "exactly_once: outcomes of one partition that may share a transaction. Quick outcomes (result-cache "
+            "hits, duplicates, dead letters of bad input) share one; it is committed before any inference starts. "
+            "1: a transaction per event."
+        ),
+    )
+    transaction_max_ms: int = Field(
+        100, ge=0, description="exactly_once: the longest a transaction stays open for more outcomes to join it."
+    )
     fault_pause_before_commit_s: float = Field(
         0.0,
         ge=0,

@@ -41,6 +41,10 @@ class RecentEvents:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def discard(self, event_id: str) -> None:
+        """Forget ``event_id`` (its outcome was not committed after all)."""
+        self._ids.pop(event_id, None)
+
     def add(self, event_id: str) -> None:
         if self._capacity == 0:
             return

@@ -5,7 +5,8 @@ at_least_once: check that this worker still owns the event's partition in the gr
     between send and commit publishes the outcome again on redelivery; the dedupe store
     (``consumer.worker.dedupe``) then skips it in the normal case.
 exactly_once: one Kafka transaction holds the outcome and the input offset
-    (``send_offsets_to_transaction``). Each assigned input partition has its own transactional
+    (``send_offsets_to_transaction``); quick outcomes of one partition share a transaction, which is
+    committed before any inference starts (``ExactlyOnce``). Each assigned input partition has its own transactional
     producer whose ``transactional.id`` is derived from group, topic and partition, the same on
     every worker. Initialising it when the partition is assigned bumps the id's epoch, which
     aborts what the previous owner left open and fences that owner's producer: a worker that lost
@@ -22,8 +23,10 @@ wait (``Abandoned``), leaving the event uncommitted for the partition's next own
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Protocol
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, ProducerFenced
@@ -67,11 +70,20 @@ class Delivery(Protocol):
     async def revoked(self, tps: Iterable[TopicPartition]) -> None:
         """``tps`` are leaving this worker (the event in flight is already delivered)."""
 
-    async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
-        """Publish ``value`` to ``topic`` and commit past ``record``; ``NotOwner`` if it may not."""
+    async def deliver(
+        self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
+    ) -> None:
+        """Publish ``value`` and commit past ``record`` (exactly_once: at ``flush``); ``NotOwner`` if it may not."""
 
     async def skip(self, record: ConsumerRecord) -> None:
         """Commit past ``record`` without publishing (a duplicate)."""
+
+    @property
+    def pending(self) -> bool:
+        """Whether outcomes wait in an open transaction for ``flush``."""
+
+    async def flush(self, tps: Iterable[TopicPartition] | None = None, due_only: bool = False) -> None:
+        """Commit the open transactions (of ``tps``; with ``due_only``, those past their size or age)."""
 
 
 class _Base:
@@ -88,6 +100,13 @@ class _Base:
 
     async def skip(self, record: ConsumerRecord) -> None:
         await self._commit(record)
+
+    @property
+    def pending(self) -> bool:
+        return False
+
+    async def flush(self, tps: Iterable[TopicPartition] | None = None, due_only: bool = False) -> None:
+        return None
 
     async def check_owner(self, record: ConsumerRecord) -> None:
         """Raise ``NotOwner`` unless the group's current generation still gives ``record``'s partition to us.
@@ -137,7 +156,9 @@ class AtLeastOnce(_Base):
     async def stop(self) -> None:
         await self.producer.stop()
 
-    async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
+    async def deliver(
+        self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
+    ) -> None:
         await self.check_owner(record)
         attempt = 0
         while True:
@@ -153,10 +174,42 @@ class AtLeastOnce(_Base):
         await self._commit(record)
 
 
+@dataclass
+class _Open:
+    """A partition's open transaction: the outcomes sent in it, and the input offset it will commit."""
+
+    producer: AIOKafkaProducer
+    first: int  # the first input offset whose outcome it holds
+    commit_to: int
+    opened: float
+    events: list[str] = field(default_factory=list)
+    sends: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
+# Called with the partition, the first input offset of a discarded transaction and its event ids:
+# the worker forgets them as done and rewinds the partition, so that their owner delivers them again.
+OnDiscard = Callable[[TopicPartition, int, list[str], str], None]
+
+
 class ExactlyOnce(_Base):
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    """One transaction holds the outcomes of several quick events of a partition, and its input offset.
+
+    A transaction per event costs five round trips to the coordinators; outcomes that come quickly
+    (result-cache hits, duplicates, dead letters of bad input) share one. It is committed before any
+    inference starts (``flush`` from the worker), before a retry rewinds the partition, when no record
+    is waiting, on revocation and on shutdown, and at TRANSACTION_MAX_OUTCOMES outcomes or
+    TRANSACTION_MAX_MS of age: so a transaction is never open while whisper runs. A transaction that
+    fails to commit (fenced, or broken) is discarded whole: ``on_discard`` rewinds its partition to its
+    first event, which the partition's owner delivers again.
+    """
+
+    def __init__(
+        self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event, on_discard: OnDiscard | None = None
+    ) -> None:
         super().__init__(settings, consumer, stop)
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self.open: dict[TopicPartition, _Open] = {}
+        self.on_discard = on_discard
 
     async def start(self) -> None:
         return None
@@ -168,6 +221,8 @@ class ExactlyOnce(_Base):
         await asyncio.gather(*(self._open(tp) for tp in tps if tp not in self.producers))
 
     async def revoked(self, tps: Iterable[TopicPartition]) -> None:
+        tps = list(tps)
+        await self.flush(tps)  # still ours until the callback returns
         await asyncio.gather(*(self._close(tp) for tp in tps))
 
     async def _open(self, tp: TopicPartition) -> AIOKafkaProducer:
@@ -191,31 +246,93 @@ class ExactlyOnce(_Base):
             except KafkaError as exc:  # a fenced or broken producer has nothing left to flush
                 log.debug("producer_close_failed", partition=f"{tp.topic}-{tp.partition}", error=repr(exc))
 
-    async def deliver(self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes) -> None:
+    @property
+    def pending(self) -> bool:
+        return bool(self.open)
+
+    async def skip(self, record: ConsumerRecord) -> None:
+        txn = self.open.get(TopicPartition(record.topic, record.partition))
+        if txn is not None:  # outcomes before it wait in a transaction: its offset joins them
+            txn.commit_to = record.offset + 1
+            return
+        await self._commit(record)
+
+    async def deliver(
+        self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
+    ) -> None:
         tp = TopicPartition(record.topic, record.partition)
         attempt = 0
         while True:
             attempt += 1
-            producer = self.producers.get(tp)
-            if producer is None:
-                # Opened again after a failure (or an assignment whose opening failed): check the
-                # partition is still ours first, or opening it would fence its rightful owner.
-                await self.check_owner(record)
-                producer = await self._retrying_open(tp, record)
+            txn = self.open.get(tp)
             try:
-                await self._transaction(producer, record, tp, topic, key, value)
-                return
+                if txn is None:
+                    txn = await self._begin(tp, record)
+                future = await txn.producer.send(topic, value=value, key=key)
+                break
             except ProducerFenced as exc:
-                await self._close(tp)
+                self._discard(tp, exc)
                 raise NotOwner(f"a newer producer of {transactional_id(self.settings, tp)} fenced ours") from exc
             except KafkaError as exc:
-                # A failed transaction can leave the producer in a state only a new one clears.
+                # A failed transaction can leave the producer in a state only a new one clears; the
+                # outcomes already in it are lost with it, and their events are delivered again.
+                held = bool(txn is not None and txn.sends)
+                self._discard(tp, exc)
                 await self._close(tp)
+                if held:
+                    raise NotOwner(f"the open transaction of {tp.topic}-{tp.partition} failed: {exc!r}") from exc
                 if not exc.retriable:
                     raise
                 await self._wait_before_retry(topic, exc, attempt)
+        txn.sends.append(future)
+        txn.commit_to = record.offset + 1
+        if event_id is not None:
+            txn.events.append(event_id)
+        if len(txn.sends) >= self.settings.transaction_max_outcomes and not await self._commit_open(tp):
+            raise NotOwner(f"the transaction of {tp.topic}-{tp.partition} could not commit")
 
-    async def _retrying_open(self, tp: TopicPartition, record: ConsumerRecord) -> AIOKafkaProducer:
+    async def _begin(self, tp: TopicPartition, record: ConsumerRecord) -> _Open:
+        producer = self.producers.get(tp)
+        if producer is None:
+            # Opened again after a failure (or an assignment whose opening failed): check the
+            # partition is still ours first, or opening it would fence its rightful owner.
+            await self.check_owner(record)
+            producer = await self._retrying_open(tp)
+        await producer.begin_transaction()
+        txn = _Open(producer, record.offset, record.offset, time.monotonic())
+        self.open[tp] = txn
+        return txn
+
+    async def flush(self, tps: Iterable[TopicPartition] | None = None, due_only: bool = False) -> None:
+        now = time.monotonic()
+        max_s = self.settings.transaction_max_ms / 1000
+        for tp in list(self.open if tps is None else tps):
+            txn = self.open.get(tp)
+            if txn is not None and (not due_only or now - txn.opened >= max_s):
+                await self._commit_open(tp)
+
+    async def _commit_open(self, tp: TopicPartition) -> bool:
+        txn = self.open.get(tp)
+        if txn is None:
+            return True
+        try:
+            await asyncio.gather(*txn.sends)
+            await txn.producer.send_offsets_to_transaction({tp: txn.commit_to}, self.settings.kafka_group_id)
+            await self._pause_before_commit()
+            await txn.producer.commit_transaction()
+        except KafkaError as exc:
+            self._discard(tp, exc)
+            await self._close(tp)
+            return False
+        self.open.pop(tp, None)
+        return True
+
+    def _discard(self, tp: TopicPartition, exc: Exception) -> None:
+        txn = self.open.pop(tp, None)
+        if txn is not None and txn.commit_to > txn.first and self.on_discard is not None:
+            self.on_discard(tp, txn.first, txn.events, repr(exc))
+
+    async def _retrying_open(self, tp: TopicPartition) -> AIOKafkaProducer:
         attempt = 0
         while True:
             attempt += 1
@@ -226,22 +343,10 @@ class ExactlyOnce(_Base):
                     raise
                 await self._wait_before_retry(f"producer of {tp.topic}-{tp.partition}", exc, attempt)
 
-    async def _transaction(
-        self,
-        producer: AIOKafkaProducer,
-        record: ConsumerRecord,
-        tp: TopicPartition,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-    ) -> None:
-        async with producer.transaction():
-            await producer.send(topic, value=value, key=key)
-            await producer.send_offsets_to_transaction({tp: record.offset + 1}, self.settings.kafka_group_id)
-            await self._pause_before_commit()
 
-
-def make_delivery(settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> Delivery:
+def make_delivery(
+    settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event, on_discard: OnDiscard | None = None
+) -> Delivery:
     if settings.processing_guarantee == "exactly_once":
-        return ExactlyOnce(settings, consumer, stop)
+        return ExactlyOnce(settings, consumer, stop, on_discard)
     return AtLeastOnce(settings, consumer, stop)

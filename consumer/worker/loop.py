@@ -184,6 +184,8 @@ class Worker:
         self.started = asyncio.Event()
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.retries: dict[TopicPartition, _PendingRetry] = {}
+        # Partitions rewound because an open transaction was discarded: the offset to go back to.
+        self._rewind_to: dict[TopicPartition, int] = {}
         self.done = dedupe.RecentEvents(settings.dedupe_capacity)
         # Set while `done` knows the current assignment's outputs. aiokafka starts fetching before
         # on_partitions_assigned returns, so without it a redelivered event could be checked
@@ -212,7 +214,7 @@ class Worker:
         )
         topics = [s.kafka_input_topic, *([s.kafka_notification_topic] if s.kafka_notification_topic else [])]
         self._consumer.subscribe(topics, listener=_DrainOnRevoke(self))
-        self.delivery = make_delivery(s, self._consumer, stop)
+        self.delivery = make_delivery(s, self._consumer, stop, self._discarded)
         await self.delivery.start()
         try:
             await self._consumer.start()
@@ -227,8 +229,13 @@ class Worker:
             )
             while not stop.is_set():
                 self._resume_due_partitions()
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=s.batch_max_clips)
+                # Outcomes waiting in an open transaction (exactly_once): look for more without waiting,
+                # and commit them as soon as no record is there to join them.
+                waiting = self.delivery.pending
+                batches = await self._consumer.getmany(timeout_ms=0 if waiting else 200, max_records=s.batch_max_clips)
                 self.last_poll = time.monotonic()
+                if waiting and not batches:
+                    await self.delivery.flush()
                 if s.batch_max_clips > 1 and batches:
                     records = await self._fill_batch([r for rs in batches.values() for r in rs])
                     await self.warmed.wait()
@@ -237,9 +244,12 @@ class Worker:
                     for record in records:
                         await self.warmed.wait()  # not inside _process: a revoke waits for idle
                         await self._process(record, stop)
+                await self.delivery.flush(due_only=True)
                 await self._update_lag()
         finally:
             self.started.clear()
+            with contextlib.suppress(Exception):  # while the partitions are still ours; stop() tries again
+                await self.delivery.flush()
             await self._consumer.stop()
             await self.delivery.stop()
             self._inference.shutdown(wait=False, cancel_futures=True)
@@ -258,7 +268,11 @@ class Worker:
         if time.monotonic() - self._lag_updated < 1.0:
             return
         self._lag_updated = time.monotonic()
-        for tp in self.assigned:
+        for tp in list(self._consumer.assignment()):
+            # Checked again after every await: a rebalance can take a partition between two of them,
+            # and aiokafka asserts on a partition it no longer holds.
+            if tp not in self._consumer.assignment():
+                continue
             highwater = self._consumer.highwater(tp)
             if highwater is None:
                 continue
@@ -303,13 +317,16 @@ class Worker:
         try:
             result = await self.handle(job)
             if isinstance(result, RetryLater):
-                # Pause only this partition and rewind to the event; the others go on.
+                # Pause only this partition and rewind to the event; the others go on. Outcomes of the
+                # partition's earlier events are committed first (or, failing that, redone from the first).
+                await self._deliver().flush([tp])
                 self._consumer.pause(tp)
-                self._consumer.seek(tp, record.offset)
+                self._consumer.seek(tp, min(record.offset, self._rewind_to.pop(tp, record.offset)))
                 self.retries[tp] = _PendingRetry(record.offset, job.attempt, time.monotonic() + result.delay_s)
                 self.metrics.retries.labels(result.error.code.value).inc()
                 return True
             self.retries.pop(tp, None)
+            self._rewind_to.pop(tp, None)
             self.processed += 1
             self.metrics.last_success.set(time.time())
             return False
@@ -325,7 +342,7 @@ class Worker:
             )
             self.metrics.discarded.inc()
             with contextlib.suppress(IllegalStateError):
-                self._consumer.seek(tp, record.offset)
+                self._consumer.seek(tp, min(record.offset, self._rewind_to.pop(tp, record.offset)))
             return True
         except Abandoned as exc:
             log.warning("event_abandoned", reason=str(exc), partition=record.partition, offset=record.offset)
@@ -364,6 +381,7 @@ class Worker:
                     blob, request = jobs[n].blob, jobs[n].request
                     assert blob is not None and request is not None
                     items.append((blob.data, request))
+                await self._deliver().flush()  # no transaction stays open while whisper runs
                 loop = asyncio.get_running_loop()
                 outcomes = await loop.run_in_executor(self._inference, self.pipeline.process_batch, items)
                 self.metrics.batch_size.observe(len(items))
@@ -445,6 +463,27 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - delivered by handle(): a retry or a dead letter
             return replace(job, error=exc)
 
+    def _discarded(self, tp: TopicPartition, first: int, event_ids: list[str], reason: str) -> None:
+        """An open transaction failed to commit (exactly_once): its outcomes are gone, their events are redone.
+
+        The events are forgotten as done and the partition is rewound to the first of them, so the
+        partition's owner (this worker, or the one that fenced it) delivers them again.
+        """
+        for event_id in event_ids:
+            self.done.discard(event_id)
+        log.warning(
+            "outcome_discarded",
+            event_ids=event_ids,
+            partition=tp.partition,
+            offset=first,
+            reason=reason,
+        )
+        self.metrics.discarded.inc(max(1, len(event_ids)))
+        self._rewind_to[tp] = min(first, self._rewind_to.get(tp, first))
+        if self._consumer is not None:
+            with contextlib.suppress(IllegalStateError):
+                self._consumer.seek(tp, first)
+
     def _deliver(self) -> Delivery:
         assert self.delivery is not None, "the worker delivers only while it runs"
         return self.delivery
@@ -454,6 +493,10 @@ class Worker:
         assert ref is not None and request is not None and blob is not None
         transcript = blob.hit or job.transcript
         if transcript is None:
+            # No transaction stays open while whisper runs (exactly_once): commit what waits first.
+            await self._deliver().flush()
+            if TopicPartition(record.topic, record.partition) in self._rewind_to:
+                raise NotOwner("this partition's earlier outcomes were discarded; it is rewound to them")
             loop = asyncio.get_running_loop()
             transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, request)
         value = encode_transcript(
@@ -472,7 +515,7 @@ class Worker:
         )
         publish_started = time.perf_counter()
         await self._deliver().deliver(
-            record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value
+            record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value, ref.event_id
         )
         publish_s = time.perf_counter() - publish_started
         self.done.add(ref.event_id)

@@ -20,6 +20,7 @@ outcome is counted downstream, read_committed and read_uncommitted, and the inpu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import time
@@ -183,30 +184,32 @@ async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_p
         assert time.monotonic() - frozen_at >= SESSION_TIMEOUT_S - 1
         owner.signal(signal.SIGCONT)
         # The thawed worker finishes its inference or its pause, and learns its fate.
-        fates = ("outcome_discarded", "commit_failed", "event_transcribed", "event_abandoned")
-        await _until("the thawed worker to finish", lambda: any(f in owner.log_text() for f in fates), 120)
-        await asyncio.sleep(2)
-
-        committed = await _outputs(s, "read_committed")
-        uncommitted = await _outputs(s, "read_uncommitted")
-        assert committed == [ref.event_id], committed
         expected = (
             "commit_failed"
             if between_publish_and_commit and s.processing_guarantee == "at_least_once"
             else "outcome_discarded"
         )
+        with contextlib.suppress(AssertionError):  # the counts below say what went wrong, if anything did
+            await _until(f"the thawed worker to log {expected}", lambda: expected in owner.log_text(), 60)
+        await asyncio.sleep(2)
+
+        committed = await _outputs(s, "read_committed")
+        uncommitted = await _outputs(s, "read_uncommitted")
+        assert committed == [ref.event_id], committed
         assert expected in owner.log_text()
         if between_publish_and_commit and s.processing_guarantee == "exactly_once":
             # The thawed worker's transaction was aborted: only read_uncommitted readers see its copy.
             assert Counter(uncommitted) == {ref.event_id: 2}, uncommitted
-            assert "event_transcribed" in other.log_text() and "event_transcribed" not in owner.log_text()
+            assert "event_transcribed" in other.log_text()
         elif between_publish_and_commit:
             # at_least_once: published before the freeze, so the new owner skipped it as done.
             assert uncommitted == [ref.event_id], uncommitted
             assert "event_duplicate_skipped" in other.log_text() and "event_transcribed" in owner.log_text()
         else:
             assert uncommitted == [ref.event_id], uncommitted
-            assert "event_transcribed" in other.log_text() and "event_transcribed" not in owner.log_text()
+            assert "event_transcribed" in other.log_text()
+            if s.processing_guarantee == "at_least_once":  # refused before it sends anything
+                assert "event_transcribed" not in owner.log_text()
             assert owner.metric("fwv2_outcomes_discarded_total") == 1
         assert await _committed(s) == 1, "the input offset is committed past the event, once"
     finally:
