@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, ProducerFenced
@@ -38,6 +38,8 @@ from consumer.plumbing.retry import Abandoned, backoff
 from consumer.plumbing.settings import Settings
 
 log = get_logger("fwv2.delivery")
+
+T = TypeVar("T")
 
 # A transaction spans only the send and the offset commit (inference happens before it begins),
 # so it lasts milliseconds. A short timeout bounds how long the open transaction of a killed
@@ -137,6 +139,18 @@ class _Base:
             log.warning("fault_pause_before_commit", seconds=self.settings.fault_pause_before_commit_s)
             await asyncio.sleep(self.settings.fault_pause_before_commit_s)
 
+    async def _retrying(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
+        """``action``, again after a backoff for as long as it fails with a retriable broker error."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await action()
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                await self._wait_before_retry(what, exc, attempt)
+
     async def _wait_before_retry(self, what: str, exc: KafkaError, attempt: int) -> None:
         if self.stop_event.is_set():
             raise Abandoned(f"shutting down while {what} fails: {exc!r}") from exc
@@ -160,16 +174,7 @@ class AtLeastOnce(_Base):
         self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
     ) -> None:
         await self.check_owner(record)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self.producer.send_and_wait(topic, value=value, key=key)
-                break
-            except KafkaError as exc:
-                if not exc.retriable:
-                    raise
-                await self._wait_before_retry(topic, exc, attempt)
+        await self._retrying(topic, lambda: self.producer.send_and_wait(topic, value=value, key=key))
         await self._pause_before_commit()
         await self._commit(record)
 
@@ -333,15 +338,7 @@ class ExactlyOnce(_Base):
             self.on_discard(tp, txn.first, txn.events, repr(exc))
 
     async def _retrying_open(self, tp: TopicPartition) -> AIOKafkaProducer:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._open(tp)
-            except KafkaError as exc:
-                if not exc.retriable:
-                    raise
-                await self._wait_before_retry(f"producer of {tp.topic}-{tp.partition}", exc, attempt)
+        return await self._retrying(f"producer of {tp.topic}-{tp.partition}", lambda: self._open(tp))
 
 
 def make_delivery(

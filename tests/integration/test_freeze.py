@@ -25,7 +25,6 @@ import signal
 import socket
 import time
 import urllib.request
-import uuid
 import wave
 from collections import Counter
 from pathlib import Path
@@ -33,10 +32,10 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
+from bench.tools import fresh_topics
 from consumer.contract.events import decode_transcript
 from consumer.dev.client import new_reference, publish_references, upload
 from consumer.dev.samples import make_conversation
-from consumer.dev.stack.topology import ensure_topics, stage_topics
 from consumer.plumbing.kafka import make_consumer, start_consumer
 from consumer.plumbing.settings import Settings
 from tests.integration.test_reliability import WorkerProcess
@@ -104,18 +103,8 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def one_partition(settings: Settings, request: pytest.FixtureRequest) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    s = settings.model_copy(
-        update={
-            "kafka_input_topic": f"freeze.{run}.in",
-            "kafka_output_topic": f"freeze.{run}.out",
-            "kafka_dead_letter_topic": f"freeze.{run}.dlq",
-            "kafka_group_id": f"freeze-{run}",
-            "processing_guarantee": request.param,
-        }
-    )
-    loop = asyncio.get_running_loop()
-    await ensure_topics(s.kafka_bootstrap_servers, stage_topics(s), 1, loop.time() + 30, lambda _: None)
+    # The worker's own three topics, one partition each: two workers, one of them idle.
+    s = await fresh_topics(settings.model_copy(update={"processing_guarantee": request.param}), "freeze", 1)
     return s
 
 
