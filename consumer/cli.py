@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from consumer.plumbing.logs import configure_logging
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import (
+    PROCESSES,
+    GatewaySettings,
+    KafkaSettings,
+    RouterSettings,
+    Settings,
+    WorkerSettings,
+)
 from pipeline.render import FORMATS
 from pipeline.types import Granularity
 
@@ -30,7 +37,7 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _explained(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
+def _explained(settings: KafkaSettings, main: Coroutine[Any, Any, int]) -> int:
     """Run a service; if Kafka refused it, say why and how to fix it (``kafka.report_failure``), and exit 1."""
     from aiokafka.errors import KafkaError
 
@@ -43,13 +50,13 @@ def _explained(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
         return 1
 
 
-def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_worker(settings: WorkerSettings, _: argparse.Namespace) -> int:
     from consumer.worker.runner import run_worker
 
     return _explained(settings, run_worker(settings))
 
 
-def cmd_router(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_router(settings: RouterSettings, _: argparse.Namespace) -> int:
     from consumer.router.service import run_router
 
     return _explained(settings, run_router(settings))
@@ -179,13 +186,15 @@ def _script_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_gateway(settings: GatewaySettings, _: argparse.Namespace) -> int:
     from gateway.server import run_gateway
 
     return run_gateway(settings)
 
 
-def cmd_settings(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_settings(_: Settings, args: argparse.Namespace) -> int:
+    # What that process would read, validated as it would be: a bad value fails here as it would there.
+    settings = PROCESSES[args.process]()
     for name, value in sorted(settings.model_dump().items()):
         print(f"{name.upper()}={value}")
     return 0
@@ -197,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
-    sub.add_parser("router", help="route events to the GPU or CPU pool").set_defaults(func=cmd_router)
+    # Each service loads only the settings groups it uses (consumer/plumbing/settings); the tools load all.
+    sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker, settings=WorkerSettings)
+    sub.add_parser("router", help="route events to the GPU or CPU pool").set_defaults(
+        func=cmd_router, settings=RouterSettings
+    )
 
     stack = sub.add_parser("stack", help="the embedded Kafka + MinIO stack")
     stack.add_argument("action", choices=["install", "up", "down", "status"])
@@ -250,15 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
     bench.set_defaults(func=cmd_bench)
 
-    sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(func=cmd_gateway)
+    sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(
+        func=cmd_gateway, settings=GatewaySettings
+    )
 
-    sub.add_parser("settings", help="print the effective settings").set_defaults(func=cmd_settings)
+    show = sub.add_parser("settings", help="print the effective settings (secrets masked)")
+    show.add_argument("--process", choices=list(PROCESSES), default="all", help="only what this process reads")
+    show.set_defaults(func=cmd_settings)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    settings = getattr(args, "settings", Settings)()
     configure_logging(settings.log_level, settings.log_format)
     return int(args.func(settings, args) or 0)
 

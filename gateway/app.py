@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consumer.plumbing.kafka import report_failure
 from consumer.plumbing.logs import get_logger
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import GatewaySettings
 from gateway import audio
 from gateway.auth import ApiKeys
 from gateway.errors import ApiError
@@ -121,7 +121,7 @@ class _Observe:
             self.metrics.latency.labels(scope["method"], route).observe(elapsed)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: GatewaySettings) -> Starlette:
     gateway_metrics = GatewayMetrics()
     store = ResultStore(settings.gateway_store_capacity)
     gw = Gateway(

@@ -20,7 +20,7 @@ from consumer.contract.events import decode_dead_letter, decode_transcript
 from consumer.contract.results import Result
 from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
 from consumer.plumbing.logs import get_logger
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import GatewaySettings
 from gateway.request import TranscriptionForm
 
 log = get_logger("fwv2.gateway.results")
@@ -74,7 +74,7 @@ class ResultStore:
 class ResultHub:
     """Reads the results, fills the store and wakes the requests waiting for them."""
 
-    def __init__(self, settings: Settings, store: ResultStore) -> None:
+    def __init__(self, settings: GatewaySettings, store: ResultStore) -> None:
         self._settings = settings
         self.store = store
         self._waiters: dict[str, set[asyncio.Future[Result]]] = {}

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import GatewaySettings
 from gateway.app import create_app
 
 
-def run_gateway(settings: Settings) -> int:
+def run_gateway(settings: GatewaySettings) -> int:
     """Serve until SIGTERM/SIGINT; uvicorn finishes the requests in flight first."""
     uvicorn.run(
         create_app(settings),
@@ -28,7 +28,7 @@ def run_gateway(settings: Settings) -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(settings: Settings, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(settings: GatewaySettings, host: str = "127.0.0.1") -> Iterator[str]:
     """A real uvicorn on a free port of ``host``, in its own thread and event loop; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

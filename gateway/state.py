@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import GatewaySettings
 from gateway.auth import ApiKeys
 from gateway.metrics import GatewayMetrics
 from gateway.results import ResultHub, ResultStore
@@ -13,7 +13,7 @@ from gateway.submit import Submitter
 
 @dataclass
 class Gateway:
-    settings: Settings
+    settings: GatewaySettings
     keys: ApiKeys
     metrics: GatewayMetrics
     store: ResultStore

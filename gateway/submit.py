@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from consumer.contract.events import AudioReference, ObjectRef
 from consumer.plumbing.kafka import make_producer
 from consumer.plumbing.logs import get_logger
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import GatewaySettings
 from consumer.plumbing.storage import make_client
 from gateway.errors import ApiError
 from gateway.form import SpooledUpload
@@ -30,7 +30,7 @@ PARALLEL_PARTS = 2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def make_storage(settings: Settings) -> Minio:
+def make_storage(settings: GatewaySettings) -> Minio:
     # A pool sized for many requests at once.
     return make_client(settings, pool=32)
 
@@ -40,7 +40,9 @@ def object_key(prefix: str, event_id: str, filename: str) -> str:
     return f"{prefix}{event_id}/{name}"
 
 
-def reference(settings: Settings, event_id: str, form: TranscriptionForm, upload: SpooledUpload) -> AudioReference:
+def reference(
+    settings: GatewaySettings, event_id: str, form: TranscriptionForm, upload: SpooledUpload
+) -> AudioReference:
     """The event for this request; its validation errors (a bad language...) are the caller's 400s."""
     content_type = upload.content_type or mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
     try:
@@ -70,7 +72,7 @@ def reference(settings: Settings, event_id: str, form: TranscriptionForm, upload
 class Submitter:
     """Uploads the spooled file, then publishes its event; undoes the upload if the publish fails."""
 
-    def __init__(self, settings: Settings, storage: Minio) -> None:
+    def __init__(self, settings: GatewaySettings, storage: Minio) -> None:
         self._settings = settings
         self._storage = storage
         self._producer: AIOKafkaProducer | None = None

@@ -27,7 +27,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import KafkaSettings
 
 # Transcripts of long audio with word timings run to megabytes; the broker topics created
 # by `fwv2 stack up` accept this size too (max.message.bytes).
@@ -42,11 +42,11 @@ AUTHORIZATION_ERRORS = (
 )
 
 
-def _common(settings: Settings) -> dict[str, Any]:
+def _common(settings: KafkaSettings) -> dict[str, Any]:
     return {"bootstrap_servers": settings.kafka_bootstrap_servers, **security_options(settings)}
 
 
-def security_options(settings: Settings) -> dict[str, Any]:
+def security_options(settings: KafkaSettings) -> dict[str, Any]:
     """TLS and SASL options of every aiokafka client (consumer, producer, admin, a bare connection)."""
     options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
@@ -73,14 +73,14 @@ class NotAuthorizedError(KafkaError):  # type: ignore[misc]  # aiokafka ships no
     retriable = True
 
 
-def not_authorized(settings: Settings, exc: KafkaError) -> NotAuthorizedError:
+def not_authorized(settings: KafkaSettings, exc: KafkaError) -> NotAuthorizedError:
     return NotAuthorizedError(explain(settings, exc))
 
 
 class Producer(AIOKafkaProducer):  # type: ignore[misc]
     """AIOKafkaProducer whose authorization refusals are NotAuthorizedError (cause, remedy, retriable)."""
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
+    def __init__(self, settings: KafkaSettings, **options: Any) -> None:
         super().__init__(**options)
         self._fwv2_settings = settings
 
@@ -101,7 +101,7 @@ class Producer(AIOKafkaProducer):  # type: ignore[misc]
             raise not_authorized(self._fwv2_settings, exc) from exc
 
 
-def _translated(settings: Settings, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+def _translated(settings: KafkaSettings, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
     """``future``, with a refusal in the broker's answer (a Produce response) turned into NotAuthorizedError."""
     result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
@@ -121,7 +121,7 @@ def _translated(settings: Settings, future: asyncio.Future[Any]) -> asyncio.Futu
     return result
 
 
-def make_producer(settings: Settings, client_suffix: str = "producer", **extra: Any) -> AIOKafkaProducer:
+def make_producer(settings: KafkaSettings, client_suffix: str = "producer", **extra: Any) -> AIOKafkaProducer:
     return Producer(
         settings,
         **_common(settings),
@@ -134,7 +134,7 @@ def make_producer(settings: Settings, client_suffix: str = "producer", **extra: 
     )
 
 
-def make_consumer(settings: Settings, *topics: str, group_id: str | None, **extra: Any) -> AIOKafkaConsumer:
+def make_consumer(settings: KafkaSettings, *topics: str, group_id: str | None, **extra: Any) -> AIOKafkaConsumer:
     options: dict[str, Any] = {
         "client_id": f"{settings.kafka_client_id}-consumer",
         "group_id": group_id,
@@ -150,7 +150,7 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **extr
     return AIOKafkaConsumer(*topics, **_common(settings), **options)
 
 
-def make_admin(settings: Settings, client_suffix: str = "admin") -> AIOKafkaAdminClient:
+def make_admin(settings: KafkaSettings, client_suffix: str = "admin") -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(
         **_common(settings), client_id=f"{settings.kafka_client_id}-{client_suffix}", request_timeout_ms=10_000
     )
@@ -179,13 +179,13 @@ _ACL_ANSWER = {
 }
 
 
-def principal(settings: Settings) -> str:
+def principal(settings: KafkaSettings) -> str:
     if settings.kafka_security_protocol.startswith("SASL") and settings.kafka_sasl_username:
         return f"User:{settings.kafka_sasl_username}"
     return "this client's principal"
 
 
-def explain(settings: Settings, exc: BaseException) -> str:
+def explain(settings: KafkaSettings, exc: BaseException) -> str:
     """One sentence with the cause and the remedy of a Kafka refusal; never the password."""
     who = principal(settings)
     for kind, needed in _ACL_ANSWER.items():
@@ -206,7 +206,7 @@ class Diagnosis:
     remedy: str
 
 
-async def diagnose(settings: Settings, timeout_s: float = 10.0) -> Diagnosis | None:
+async def diagnose(settings: KafkaSettings, timeout_s: float = 10.0) -> Diagnosis | None:
     """Open one connection as the clients do and name what refuses it; None if it connects.
 
     aiokafka reports a refused bootstrap as a bare ``KafkaConnectionError("Unable to bootstrap")``;
@@ -224,7 +224,7 @@ async def diagnose(settings: Settings, timeout_s: float = 10.0) -> Diagnosis | N
     return None
 
 
-def _diagnosis(settings: Settings, where: str, exc: BaseException) -> Diagnosis:
+def _diagnosis(settings: KafkaSettings, where: str, exc: BaseException) -> Diagnosis:
     protocol, user = settings.kafka_security_protocol, settings.kafka_sasl_username
     if isinstance(exc, SaslAuthenticationFailed):
         return Diagnosis(
@@ -264,7 +264,7 @@ def _diagnosis(settings: Settings, where: str, exc: BaseException) -> Diagnosis:
     )
 
 
-async def report_failure(settings: Settings, exc: BaseException) -> None:
+async def report_failure(settings: KafkaSettings, exc: BaseException) -> None:
     """Log why a worker, router or gateway could not use Kafka: the cause and the remedy, one line."""
     from consumer.plumbing.logs import (
         get_logger,

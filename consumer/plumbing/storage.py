@@ -20,7 +20,7 @@ from consumer.contract.errors import (
     StorageUnavailableError,
 )
 from consumer.contract.events import ObjectRef
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import S3Settings
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchObject"}
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -43,7 +43,7 @@ class Blob:
     content_type: str | None
 
 
-def make_client(settings: Settings, *, connect_s: float = 5.0, read_s: float = 60.0, pool: int = 4) -> Minio:
+def make_client(settings: S3Settings, *, connect_s: float = 5.0, read_s: float = 60.0, pool: int = 4) -> Minio:
     # Short timeouts and no hidden urllib3 retries: the caller owns retry and backoff,
     # so an outage shows up in its metrics and attempts instead of a silent stall.
     http = urllib3.PoolManager(
@@ -67,7 +67,7 @@ def make_client(settings: Settings, *, connect_s: float = 5.0, read_s: float = 6
 class BlobStore:
     """Reads one object at a time. Blocking: call it from a thread."""
 
-    def __init__(self, settings: Settings, client: Minio | None = None) -> None:
+    def __init__(self, settings: S3Settings, client: Minio | None = None) -> None:
         self._client = client or make_client(settings)
         self._allowed = frozenset(settings.allowed_buckets)
         self._max_bytes = settings.max_object_bytes

@@ -33,7 +33,7 @@ from consumer.plumbing.health import HealthState, serve
 from consumer.plumbing.kafka import make_admin, make_consumer, make_producer, partitions_for, start_consumer
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.retry import Abandoned, backoff
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import RouterSettings
 from consumer.router.rules import (
     GpuObservation,
     OverflowConfig,
@@ -91,7 +91,7 @@ class RouterMetrics:
 class GpuBacklogProbe:
     """Reads how far behind the GPU group is: its committed offsets against the GPU topic's ends."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: RouterSettings) -> None:
         self.settings = settings
         self.topic = settings.kafka_gpu_topic
         self.group = settings.router_gpu_group_id
@@ -164,7 +164,7 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Router:
-    def __init__(self, settings: Settings, metrics: RouterMetrics | None = None) -> None:
+    def __init__(self, settings: RouterSettings, metrics: RouterMetrics | None = None) -> None:
         s = settings
         self.settings = s
         self.metrics = metrics or RouterMetrics()
@@ -376,7 +376,7 @@ class Router:
         self._producer_broken = False
 
 
-async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> int:
+async def run_router(settings: RouterSettings, stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``), serving /healthz, /readyz and /metrics."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from consumer.contract.avro import HEADER_LEN, is_single_object
 from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
 from consumer.plumbing.logs import get_logger
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import WorkerSettings
 
 log = get_logger("fwv2.dedupe")
 
@@ -77,7 +77,7 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
     return -1, pos
 
 
-async def warm(settings: Settings, store: RecentEvents, partitions: Iterable[int] | None) -> int:
+async def warm(settings: WorkerSettings, store: RecentEvents, partitions: Iterable[int] | None) -> int:
     """Add the event_ids of the latest transcripts in the matching output partitions (None: all); returns how many."""
     wanted = sorted(set(partitions)) if partitions is not None else None
     if wanted == [] or settings.dedupe_window == 0 or settings.dedupe_capacity == 0:

@@ -35,7 +35,7 @@ from aiokafka.structs import ConsumerRecord
 from consumer.plumbing.kafka import make_producer
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.retry import Abandoned, backoff
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import WorkerSettings
 
 log = get_logger("fwv2.delivery")
 
@@ -56,7 +56,7 @@ class NotOwner(Abandoned):
     """
 
 
-def transactional_id(settings: Settings, tp: TopicPartition) -> str:
+def transactional_id(settings: WorkerSettings, tp: TopicPartition) -> str:
     """The same on every worker of the group, so that a partition's new owner fences its old one."""
     return f"{settings.kafka_group_id}-{tp.topic}-{tp.partition}"
 
@@ -89,7 +89,7 @@ class Delivery(Protocol):
 
 
 class _Base:
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    def __init__(self, settings: WorkerSettings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         self.settings = settings
         self.consumer = consumer
         self.stop_event = stop
@@ -160,7 +160,7 @@ class _Base:
 
 
 class AtLeastOnce(_Base):
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    def __init__(self, settings: WorkerSettings, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         super().__init__(settings, consumer, stop)
         self.producer = make_producer(settings, "worker")
 
@@ -209,7 +209,11 @@ class ExactlyOnce(_Base):
     """
 
     def __init__(
-        self, settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event, on_discard: OnDiscard | None = None
+        self,
+        settings: WorkerSettings,
+        consumer: AIOKafkaConsumer,
+        stop: asyncio.Event,
+        on_discard: OnDiscard | None = None,
     ) -> None:
         super().__init__(settings, consumer, stop)
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
@@ -342,7 +346,7 @@ class ExactlyOnce(_Base):
 
 
 def make_delivery(
-    settings: Settings, consumer: AIOKafkaConsumer, stop: asyncio.Event, on_discard: OnDiscard | None = None
+    settings: WorkerSettings, consumer: AIOKafkaConsumer, stop: asyncio.Event, on_discard: OnDiscard | None = None
 ) -> Delivery:
     if settings.processing_guarantee == "exactly_once":
         return ExactlyOnce(settings, consumer, stop, on_discard)

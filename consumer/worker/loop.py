@@ -41,7 +41,7 @@ from consumer.plumbing.health import diarization_state
 from consumer.plumbing.kafka import make_consumer
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.retry import Abandoned, backoff
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import WorkerSettings
 from consumer.plumbing.storage import BlobStore
 from consumer.worker import dedupe
 from consumer.worker.delivery import Delivery, NotOwner, make_delivery
@@ -169,7 +169,7 @@ def _names(tps: set[TopicPartition]) -> list[str]:
 class Worker:
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         pipeline: Pipeline,
         store: BlobStore | None = None,
         metrics: WorkerMetrics | None = None,

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from consumer.contract.errors import InvalidEventError, MalformedEventError
 from consumer.contract.events import AudioReference, ObjectRef
-from consumer.plumbing.settings import PrefixRule, Settings
+from consumer.plumbing.settings import PrefixRule, WorkerSettings
 from pipeline.profiles import PROFILES
 from pipeline.types import DiarizationMode
 
@@ -95,7 +95,7 @@ class NotificationRules:
     language: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> NotificationRules:
+    def from_settings(cls, settings: WorkerSettings) -> NotificationRules:
         """The rules of NOTIFY_PREFIX_RULES and NOTIFY_*; a rule no event could satisfy fails here, at start."""
         rules = cls(
             prefixes=tuple(sorted(settings.notify_prefix_rules.items(), key=lambda kv: len(kv[0]), reverse=True)),

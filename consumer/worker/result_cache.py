@@ -32,7 +32,7 @@ from consumer.contract.events import (
     transcript_record,
 )
 from consumer.plumbing.logs import get_logger
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import WorkerSettings
 from consumer.plumbing.storage import Blob, BlobStore
 from consumer.worker.metrics import WorkerMetrics
 from consumer.worker.result_cache_s3 import PersistentCacheError, S3ResultStore
@@ -72,7 +72,7 @@ class Lookup:
         return self.blob.data
 
 
-def engine_identity(settings: Settings, pipeline: Pipeline) -> EngineIdentity:
+def engine_identity(settings: WorkerSettings, pipeline: Pipeline) -> EngineIdentity:
     info = pipeline.transcriber.info
     model = Path(info.path)
     weights = model / "model.bin"
@@ -103,7 +103,7 @@ def engine_identity(settings: Settings, pipeline: Pipeline) -> EngineIdentity:
 class ResultCache:
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         store: BlobStore,
         pipeline: Pipeline,
         metrics: WorkerMetrics,

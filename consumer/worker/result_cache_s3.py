@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from minio import Minio
 from minio.error import S3Error
 
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import WorkerSettings
 from consumer.plumbing.storage import make_client
 
 _ABSENT = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
@@ -43,7 +43,7 @@ def parse_prefix(url: str) -> tuple[str, str]:
     return parsed.netloc, prefix
 
 
-def _client(settings: Settings) -> Minio:
+def _client(settings: WorkerSettings) -> Minio:
     # Shorter timeouts than the audio fetch: a slow cache must cost an event little, since
     # the answer on failure is only a miss.
     return make_client(settings, connect_s=2.0, read_s=10.0, pool=2)
@@ -52,7 +52,7 @@ def _client(settings: Settings) -> Minio:
 class S3ResultStore:
     """Blocking: call it from a thread."""
 
-    def __init__(self, settings: Settings, client: Minio | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, client: Minio | None = None) -> None:
         self.bucket, self.prefix = parse_prefix(settings.result_cache_prefix)
         self._client = client or _client(settings)
 

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from consumer.plumbing.health import HealthState, diarization_state, serve
 from consumer.plumbing.logs import get_logger
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.settings import WorkerSettings
 from consumer.worker.gpu import GpuMemory
 from consumer.worker.loop import Worker
 from consumer.worker.metrics import WorkerMetrics
@@ -34,7 +34,7 @@ def _version() -> str:
         return "dev"
 
 
-def engine_config(settings: Settings) -> EngineConfig:
+def engine_config(settings: WorkerSettings) -> EngineConfig:
     """The settings' engine config, with WHISPER_MODEL=auto resolved against this machine's GPU."""
     config = settings.engine_config()
     if settings.whisper_model != "auto":
@@ -46,7 +46,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     return replace(config, model_path=choice.path, model_name=settings.whisper_model_name or choice.name)
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
+def build_pipeline(settings: WorkerSettings) -> Pipeline:
     """Load the model and run one warm-up pass; done before the worker takes any partition."""
     pipeline = Pipeline(
         engine_config(settings),
@@ -69,7 +69,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return pipeline
 
 
-async def run_worker(settings: Settings, pipeline: Pipeline | None = None, stop: asyncio.Event | None = None) -> int:
+async def run_worker(
+    settings: WorkerSettings, pipeline: Pipeline | None = None, stop: asyncio.Event | None = None
+) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); the event in flight gets SHUTDOWN_GRACE_S to finish."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ class DiarizationConfig:
     is configured, and the segmentation/embedding paths and ``threshold`` are ignored.
     """
 
-    # Paths of the weights; the worker's settings decide them (consumer/plumbing/settings.py,
+    # Paths of the weights; the worker's settings decide them (consumer/plumbing/settings,
     # diarization_models), so nothing in pipeline/ reads the environment.
     segmentation_path: str
     embedding_path: str

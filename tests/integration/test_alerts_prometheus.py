@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -37,6 +36,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from consumer.plumbing.settings import Settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,19 +57,8 @@ def http_json(url: str) -> Any:
         return json.load(response)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:
-            last = exc
-        time.sleep(0.5)
-    tail = log.read_text()[-4000:] if log and log.exists() else ""
-    pytest.fail(f"{what} not seen within {timeout:.0f} s (last: {last!r})\n{tail}")
+def log_tail(log: Path) -> str:
+    return log.read_text()[-4000:] if log.exists() else ""
 
 
 class Process:
@@ -110,7 +99,7 @@ def own_minio(tmp_path: Path) -> Iterator[tuple[str, Process]]:
         "MinIO ready",
         lambda: urllib.request.urlopen(f"http://{endpoint}/minio/health/ready", timeout=2).status == 200,
         30,
-        minio.log,
+        context=lambda: log_tail(minio.log),
     )
     yield endpoint, minio
     minio.stop()
@@ -220,7 +209,7 @@ async def test_alerts_fire_on_a_fresh_workers_first_dead_letters(
             "worker ready",
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/readyz", timeout=2).status == 200,
             120,
-            worker.log,
+            context=lambda: log_tail(worker.log),
         )
         wait_for(
             "zero series scraped",
@@ -238,7 +227,7 @@ async def test_alerts_fire_on_a_fresh_workers_first_dead_letters(
             "40 malformed dead letters",
             lambda: metric(worker_port, 'fwv2_dead_letters_total{code="MALFORMED_EVENT"}') == 40,
             60,
-            worker.log,
+            context=lambda: log_tail(worker.log),
         )
         wait_for(
             "increase() sees the burst",
@@ -266,7 +255,7 @@ async def test_alerts_fire_on_a_fresh_workers_first_dead_letters(
             "4 STORAGE_UNAVAILABLE dead letters",
             lambda: metric(worker_port, 'fwv2_dead_letters_total{code="STORAGE_UNAVAILABLE"}') == 4,
             120,
-            worker.log,
+            context=lambda: log_tail(worker.log),
         )
         wait_for(
             "FWV2ServerSideDeadLetters firing",

@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from consumer.dev.samples import SAMPLES, make_samples
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,19 +47,8 @@ def http_json(url: str) -> Any:
         return json.load(response)
 
 
-def wait_for(what: str, check, timeout: float, project: str):
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:
-            last = exc
-        time.sleep(1)
-    logs = compose(project, "logs", "--tail", "30", check=False)
-    pytest.fail(f"{what}: not within {timeout:.0f} s (last: {last!r})\n{logs.stdout[-6000:]}")
+def compose_logs(project: str) -> str:
+    return str(compose(project, "logs", "--tail", "30", check=False).stdout[-6000:])
 
 
 def compose(project: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -130,7 +119,13 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
     for service in ("kafka", "minio", "prometheus"):
         assert state(service) == "running 0 healthy", (service, state(service))
     for port in (WORKER_METRICS, ROUTER_METRICS):
-        wait_for(f"readyz on {port}", lambda p=port: http_json(f"http://127.0.0.1:{p}/readyz")["ok"], 120, project)
+        wait_for(
+            f"readyz on {port}",
+            lambda p=port: http_json(f"http://127.0.0.1:{p}/readyz")["ok"],
+            120,
+            every_s=1,
+            context=lambda: compose_logs(project),
+        )
 
     # One event, produced on the compose Kafka with its audio in the compose MinIO, through the router.
     clip = make_samples(tmp_path, SAMPLES[:1])["weather"]
@@ -155,7 +150,7 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
         active = http_json(f"{prom}/api/v1/targets")["data"]["activeTargets"]
         return {t["labels"]["job"] for t in active if t["health"] == "up"} >= {"fwv2-worker", "fwv2-router"}
 
-    wait_for("worker and router targets up", targets_up, 60, project)
+    wait_for("worker and router targets up", targets_up, 60, every_s=1, context=lambda: compose_logs(project))
     rules = yaml.safe_load((ROOT / "helm" / "fwv2" / "files" / "prometheus-rules.yml").read_text())
     expected = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     loaded = {
@@ -170,7 +165,7 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
         query = urllib.parse.urlencode({"query": 'sum(fwv2_router_routed_total{pool="cpu"}) >= 1'})
         return bool(http_json(f"{prom}/api/v1/query?{query}")["data"]["result"])
 
-    wait_for("the routed event scraped", routed_to_cpu, 60, project)
+    wait_for("the routed event scraped", routed_to_cpu, 60, every_s=1, context=lambda: compose_logs(project))
 
     # An alert's state: malformed events on audio.references go, unreadable, to the only pool (cpu), whose
     # worker dead-letters them; 30 in a few seconds are over the rule's rate (1 per minute over 15 minutes).
@@ -196,5 +191,6 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
         "FWV2DeadLetterRateHigh pending",
         lambda: alert_state("FWV2DeadLetterRateHigh", code="MALFORMED_EVENT", pool="cpu") == "pending",
         150,
-        project,
+        every_s=1,
+        context=lambda: compose_logs(project),
     )

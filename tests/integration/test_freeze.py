@@ -39,6 +39,7 @@ from consumer.dev.samples import make_conversation
 from consumer.plumbing.kafka import make_consumer, start_consumer
 from consumer.plumbing.settings import Settings
 from tests.integration.test_reliability import WorkerProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -77,14 +78,6 @@ class Member(WorkerProcess):
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
-
-
-async def _until(what: str, check: object, timeout_s: float, every_s: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(every_s)
 
 
 @pytest.fixture(scope="module")
@@ -146,26 +139,33 @@ async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_p
     first.start()
     second: Member | None = None
     try:
-        await _until("the first worker to own the partition", lambda: "partitions_assigned" in first.log_text(), 120)
+        await eventually(
+            "the first worker to own the partition", lambda: "partitions_assigned" in first.log_text(), 120
+        )
         second = Member(s, tmp_path, "second", **extra)  # either may end up owning the partition
         second.start()
         # The second worker joins, and the group settles with one member idle (one partition).
-        await _until("the second worker to join", lambda: second.log_text().count("partitions_assigned") >= 1, 120)
-        await _until("one owner of the partition", lambda: _owns(first, s) != _owns(second, s), 60)
+        await eventually("the second worker to join", lambda: second.log_text().count("partitions_assigned") >= 1, 120)
+        await eventually("one owner of the partition", lambda: _owns(first, s) != _owns(second, s), 60)
         owner, other = _owner(first, second, s)
 
         ref = new_reference(upload(s, clip), profile="whisper-1-fast")
         await publish_references(s, [ref])
         if between_publish_and_commit:
-            await _until("the owner to publish", lambda: "fault_pause_before_commit" in owner.log_text(), 120, 0.02)
+            await eventually(
+                "the owner to publish", lambda: "fault_pause_before_commit" in owner.log_text(), 120, every_s=0.02
+            )
         else:
-            await _until(
-                "the owner to be transcribing", lambda: owner.metric("active_transcription_requests") == 1, 120, 0.02
+            await eventually(
+                "the owner to be transcribing",
+                lambda: owner.metric("active_transcription_requests") == 1,
+                120,
+                every_s=0.02,
             )
         owner.signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
         # Past the session timeout the group moves the partition to the other worker, which delivers the event.
-        await _until(
+        await eventually(
             "the other worker to settle the event",
             lambda: any(m in other.log_text() for m in ("event_transcribed", "event_duplicate_skipped")),
             120,
@@ -179,7 +179,7 @@ async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_p
             else "outcome_discarded"
         )
         with contextlib.suppress(AssertionError):  # the counts below say what went wrong, if anything did
-            await _until(f"the thawed worker to log {expected}", lambda: expected in owner.log_text(), 60)
+            await eventually(f"the thawed worker to log {expected}", lambda: expected in owner.log_text(), 60)
         await asyncio.sleep(2)
 
         committed = await _outputs(s, "read_committed")

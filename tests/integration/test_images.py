@@ -31,6 +31,7 @@ from consumer.dev.samples import SAMPLES, make_samples
 from consumer.dev.stack import EmbeddedStack
 from consumer.dev.stack.topology import ensure_topics
 from consumer.plumbing.settings import Settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,21 +69,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(what: str, check, timeout: float, logs_of: str | None = None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1)
-    logs = (
-        docker("logs", "--tail", "60", logs_of, check=False).stdout
-        + docker("logs", "--tail", "60", logs_of, check=False).stderr
-        if logs_of
-        else ""
-    )
-    pytest.fail(f"{what}: not within {timeout:.0f} s (last: {last!r})\n{logs}")
+def container_logs(name: str) -> str:
+    logs = docker("logs", "--tail", "60", name, check=False)
+    return str(logs.stdout + logs.stderr)
 
 
 def inspect(container: str, fmt: str) -> str:
@@ -177,7 +166,13 @@ def test_worker_image_runs_hardened_healthy_and_transcribes(
 ) -> None:
     settings = image_settings
     name, port = worker
-    wait_until("HEALTHCHECK healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 120, name)
+    wait_for(
+        "HEALTHCHECK healthy",
+        lambda: inspect(name, "{{.State.Health.Status}}") == "healthy",
+        120,
+        every_s=1,
+        context=lambda: container_logs(name),
+    )
     # The image's own user, numeric and non-root; the root filesystem cannot be written.
     assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
     assert inspect(name, "{{.Config.User}}") == "10001:10001"
@@ -244,9 +239,19 @@ def test_gateway_image_answers_an_upload(
         "gateway",
     )
     try:
-        wait_until("gateway healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 90, name)
-        wait_until(
-            "worker healthy", lambda: inspect(worker[0], "{{.State.Health.Status}}") == "healthy", 120, worker[0]
+        wait_for(
+            "gateway healthy",
+            lambda: inspect(name, "{{.State.Health.Status}}") == "healthy",
+            90,
+            every_s=1,
+            context=lambda: container_logs(name),
+        )
+        wait_for(
+            "worker healthy",
+            lambda: inspect(worker[0], "{{.State.Health.Status}}") == "healthy",
+            120,
+            every_s=1,
+            context=lambda: container_logs(worker[0]),
         )
         done = subprocess.run(
             [
@@ -291,7 +296,13 @@ def test_router_image_routes_an_event(image_settings: Settings) -> None:
         "router",
     )
     try:
-        wait_until("router healthy", lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 90, name)
+        wait_for(
+            "router healthy",
+            lambda: inspect(name, "{{.State.Health.Status}}") == "healthy",
+            90,
+            every_s=1,
+            context=lambda: container_logs(name),
+        )
         event = {
             "event_id": f"route-{uuid.uuid4().hex[:8]}",
             "object": {"bucket": "audio", "key": "x.wav"},

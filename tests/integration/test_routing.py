@@ -35,6 +35,7 @@ from consumer.plumbing.settings import Settings
 from consumer.router.service import Router
 from pipeline.stage import Pipeline
 from tests.integration.conftest import PARTITIONS, running_worker
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -156,13 +157,6 @@ class PoolTopics:
         for r in self.seen:
             found.setdefault(r.key, []).append(r)
         return found
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 20, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def input_partitions(settings: Settings) -> dict[bytes, int]:
@@ -338,7 +332,7 @@ async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings)
     # start at the earliest record, so it is 30 behind (less one offset per partition for the marker).
     await produce(s, gpu, fillers(30))
     async with running_router(s) as router, PoolTopics(s) as topics:
-        await eventually(lambda: router.overflow.active, what="overflow to begin")
+        await eventually("overflow to begin", lambda: router.overflow.active)
         assert router.overflow.cause == "lag" and router.observed and router.observed.lag is not None
         assert router.observed.lag >= 20
         assert set((await route_and_read(s, topics, {})).values()) == {cpu}
@@ -349,7 +343,7 @@ async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings)
 
         # The GPU pool catches up: overflow ends, and the default class goes to the GPU again.
         await commit_gpu_group(s)
-        await eventually(lambda: not router.overflow.active, what="overflow to end")
+        await eventually("overflow to end", lambda: not router.overflow.active)
         assert set((await route_and_read(s, topics, {})).values()) == {gpu}
 
         # It falls behind again with committed offsets this time: between the watermarks nothing changes...
@@ -368,7 +362,7 @@ async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings)
         assert set((await route_and_read(s, topics, {})).values()) == {gpu}
         # ... past the high watermark it overflows ...
         await produce(s, gpu, fillers(20))
-        await eventually(lambda: router.overflow.active, what="overflow to begin again")
+        await eventually("overflow to begin again", lambda: router.overflow.active)
         assert set((await route_and_read(s, topics, {})).values()) == {cpu}
         # ... and a partial catch-up above the low watermark keeps it overflowing.
         await commit_gpu_group(s, lambda tp: _halfway(s, tp, ends_before))
@@ -376,7 +370,7 @@ async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings)
         assert router.overflow.active
         assert set((await route_and_read(s, topics, {})).values()) == {cpu}
         await commit_gpu_group(s)
-        await eventually(lambda: not router.overflow.active, what="overflow to end again")
+        await eventually("overflow to end again", lambda: not router.overflow.active)
         assert set((await route_and_read(s, topics, {})).values()) == {gpu}
         reasons = {
             labels["reason"]: v for labels, v in _samples(router, "fwv2_router_routed_total") if labels["pool"] == "cpu"
@@ -397,13 +391,13 @@ async def _halfway(settings: Settings, tp: TopicPartition, ends_before: dict[Top
 
 
 async def _observed_at_least(router: Router, lag: int) -> None:
-    await eventually(lambda: router.observed is not None and (router.observed.lag or 0) >= lag, what=f"lag >= {lag}")
+    await eventually(f"lag >= {lag}", lambda: router.observed is not None and (router.observed.lag or 0) >= lag)
 
 
 async def _observed_at_most(router: Router, lag: int) -> None:
     await eventually(
+        f"lag <= {lag}",
         lambda: router.observed is not None and router.observed.lag is not None and router.observed.lag <= lag,
-        what=f"lag <= {lag}",
     )
 
 
@@ -412,7 +406,7 @@ async def test_a_gpu_group_without_members_is_down_until_one_returns_and_drains(
     gpu, cpu = s.kafka_gpu_topic, s.kafka_cpu_topic
     async with running_router(s) as router, PoolTopics(s) as topics:
         # Nothing routed yet, so no lag; but no GPU worker either.
-        await eventually(lambda: router.overflow.active, what="the down GPU group to start overflow")
+        await eventually("the down GPU group to start overflow", lambda: router.overflow.active)
         assert router.overflow.cause == "gpu_group_down" and router.observed and router.observed.members == 0
         assert set((await route_and_read(s, topics, {})).values()) == {cpu}
         assert set((await route_and_read(s, topics, {"profile": "whisper-1-quality"}, count=2)).values()) == {gpu}
@@ -500,8 +494,8 @@ async def test_a_sigkilled_router_loses_and_duplicates_nothing(rsettings: Settin
             router.start()
             # The new router first aborts what the killed one left open (same transactional id),
             # then routes; only a transaction opened after that counts.
-            await eventually(lambda: router.routed() > routed_before, 60, "the router to route")
-            await eventually_async(open_transactions.any_open, 60, "an open routing transaction")
+            await eventually("the router to route", lambda: router.routed() > routed_before, 60)
+            await eventually("an open routing transaction", open_transactions.any_open, 60)
             router.kill()
             kills += 1
             # Records only read_uncommitted readers see: those of aborted or still open transactions.
@@ -556,12 +550,6 @@ class OpenTransactions:
         stable = await self._committed.end_offsets(self._tps)
         high = await self._uncommitted.end_offsets(self._tps)
         return any(high[tp] > stable[tp] for tp in self._tps)
-
-
-async def eventually_async(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
 
 
 async def _records(settings: Settings, isolation_level: str) -> int:

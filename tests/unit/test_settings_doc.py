@@ -66,3 +66,11 @@ def test_types_bounds_and_choices() -> None:
         in text
     )
     assert "| `ROUTER_POOLS` | comma-separated list of `gpu` \\| `cpu` | `gpu,cpu` |" in text
+
+
+def test_every_group_is_in_the_reference_with_the_services_that_read_it() -> None:
+    text = settings_doc.render()
+    assert "## Routing\n\nBetween the GPU and CPU pools" in text
+    assert "Read by `fwv2 router` (`RoutingSettings`)" in text
+    assert "Read by `fwv2 worker`, `fwv2 router`, `fwv2 gateway` (`KafkaSettings`)" in text
+    assert "Read only by the developer's tools (`StackSettings`)" in text

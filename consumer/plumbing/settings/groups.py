@@ -1,13 +1,13 @@
-"""Every setting of the stage, in one pydantic-settings object read from the environment.
+"""The settings of the stage in named groups, one pydantic-settings class per concern.
 
-Names are the environment variables, case-insensitive (``KAFKA_BOOTSTRAP_SERVERS``,
-``BEAM_SIZE``...). A ``.env`` file in the working directory is read too. Secrets are
-``SecretStr``: they print as ``**********`` and are never logged.
+A process loads the groups it uses (``consumer.plumbing.settings``: ``WorkerSettings``,
+``RouterSettings``, ``GatewaySettings``), so a router is not stopped by a bad ``BEAM_SIZE``. Field
+names are the environment variables, case-insensitive and without a prefix: those names are a
+public interface of compose, Helm and the docs, kept as they were when everything was one class.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from functools import cached_property
 from pathlib import Path
@@ -16,8 +16,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.config import EngineConfig, ProfileOverrides
-from pipeline.diarization import DiarizationConfig
 from pipeline.types import DiarizationMode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +35,14 @@ def _every_pool() -> list[Literal["gpu", "cpu"]]:
     return ["gpu", "cpu"]
 
 
-class Settings(BaseSettings):
+class _Group(BaseSettings):
+    # extra="ignore": the environment holds every group's variables, and each group reads its own.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
-    # --- Kafka -------------------------------------------------------------------------
+
+class KafkaSettings(_Group):
+    """Kafka: the brokers, the stage's topics and its consumer group, and how clients reach them."""
+
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Comma-separated broker list.")
     kafka_input_topic: str = Field("audio.references", description="Topic of AudioReference events.")
     kafka_output_topic: str = Field("audio.transcripts", description="Topic the TranscriptEvents go to.")
@@ -56,9 +58,6 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret: never logged).")
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL.")
-    kafka_topic_partitions: int = Field(
-        6, ge=1, description="Partitions of the topics `fwv2 stack up` creates; the most workers one group can use."
-    )
     kafka_max_poll_interval_ms: int = Field(
         3_600_000,
         ge=60_000,
@@ -83,7 +82,10 @@ class Settings(BaseSettings):
         ),
     )
 
-    # --- Bucket notifications as input (consumer/worker/notifications.py) ----------------------
+
+class NotifySettings(_Group):
+    """Bucket notifications: S3 events as a second input of the worker (consumer/worker/notifications.py)."""
+
     kafka_notification_topic: str = Field(
         "",
         description=(
@@ -104,7 +106,10 @@ class Settings(BaseSettings):
     )
     notify_language: str | None = Field(None, description="Language of notified objects whose rule names none.")
 
-    # --- Object storage ----------------------------------------------------------------
+
+class S3Settings(_Group):
+    """Object storage: where the audio is, who may be read, and how much."""
+
     s3_endpoint: str = Field("127.0.0.1:19000", description="host:port of MinIO or any S3 endpoint.")
     s3_access_key: SecretStr = Field(
         SecretStr("fwv2-admin"), description="S3 access key (the embedded stack's by default)."
@@ -126,11 +131,18 @@ class Settings(BaseSettings):
     max_object_bytes: int = Field(
         200 * 1024 * 1024, ge=1, description="Objects larger than this are refused before download (OBJECT_TOO_LARGE)."
     )
-    max_audio_duration_s: float = Field(
-        4 * 3600.0, gt=0, description="Decoding stops and the event fails (AUDIO_TOO_LONG) past this duration."
-    )
 
-    # --- Result cache ------------------------------------------------------------------
+    @field_validator("allowed_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [b.strip() for b in value.split(",") if b.strip()]
+        return value
+
+
+class CacheSettings(_Group):
+    """Result cache: transcripts served again for the same audio and options."""
+
     result_cache_enabled: bool = Field(
         True,
         description=(
@@ -150,7 +162,10 @@ class Settings(BaseSettings):
         description="Where the persistent tier writes (created on first write); not the audio bucket's notified keys.",
     )
 
-    # --- Inference ---------------------------------------------------------------------
+
+class InferenceSettings(_Group):
+    """Inference: the Whisper model, where it runs, profile overrides, batching and long audio."""
+
     whisper_model: str | None = Field(
         None,
         description=(
@@ -176,6 +191,9 @@ class Settings(BaseSettings):
     vad_threshold: float | None = Field(None, gt=0, lt=1, description="Overrides the profile's VAD threshold.")
     vad_min_silence_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD silence length.")
     vad_speech_pad_ms: int | None = Field(None, ge=0, description="Overrides the profile's VAD padding.")
+    max_audio_duration_s: float = Field(
+        4 * 3600.0, gt=0, description="Decoding stops and the event fails (AUDIO_TOO_LONG) past this duration."
+    )
     batch_max_clips: int = Field(
         1,
         ge=1,
@@ -206,6 +224,11 @@ class Settings(BaseSettings):
             "does not grow with the clip; 0 = the whole clip in one call (an hour then peaks at 3.3 GB)."
         ),
     )
+
+
+class DiarizationSettings(_Group):
+    """Diarization: who spoke when (pipeline/diarization.py, docs/DIARIZATION.md)."""
+
     enable_diarization: bool = Field(
         False, description="Whether this worker runs speaker diarization at all (loads its models at start)."
     )
@@ -270,7 +293,10 @@ class Settings(BaseSettings):
     )
     hf_token: SecretStr | None = Field(None, description="Hub token, only for DIARIZATION_PIPELINE_DIR hub ids.")
 
-    # --- Worker behaviour --------------------------------------------------------------
+
+class DeliverySettings(_Group):
+    """Delivery: the worker pool, its processing guarantee, transactions and duplicate detection."""
+
     worker_pool: str = Field("cpu", description="Name of this worker pool (cpu or gpu), reported in transcripts.")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",
@@ -310,6 +336,11 @@ class Settings(BaseSettings):
             "output and dead-letter partitions to learn which event_ids are already done."
         ),
     )
+
+
+class RetrySettings(_Group):
+    """Retries: how often and how patiently the worker and the router retry a retriable failure."""
+
     # 8 attempts with a 1 s first delay doubling to a 30 s cap wait about 90 s in all: enough
     # to ride out an object-store restart, short enough that a real outage reaches the DLQ.
     max_attempts: int = Field(8, ge=1, description="Attempts for a retriable failure before it is dead-lettered.")
@@ -317,40 +348,11 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(
         30.0, ge=0, description="Cap of the exponential backoff (with jitter) that RETRY_BACKOFF_S starts."
     )
-    shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM waits this long for in-flight work.")
 
-    # --- Gateway -----------------------------------------------------------------------
-    gateway_host: str = Field("0.0.0.0", description="Address `fwv2 gateway` listens on.")  # noqa: S104
-    gateway_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP gateway (API, probes, metrics).")
-    gateway_request_timeout_s: float = Field(
-        300.0,
-        gt=0,
-        description="A synchronous request waits this long for its result, then answers 504 with the event id.",
-    )
-    gateway_store_capacity: int = Field(
-        1000, ge=1, description="Results (transcripts, dead letters) each gateway keeps for GET; the oldest go first."
-    )
-    gateway_api_keys_file: Path | None = Field(
-        None, description="File of accepted API keys, one per line (a mounted Secret); unset: no authentication."
-    )
-    gateway_upload_prefix: str = Field("gateway/", description="Key prefix of the objects the gateway uploads.")
 
-    # --- Operations --------------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least level logged.")
-    log_format: Literal["json", "console"] = Field(
-        "json", description="structlog output: JSON lines, or `console` for people."
-    )
-    metrics_port: int = Field(9400, ge=0, description="Port of /metrics, /healthz, /readyz; 0 disables them.")
-    stack_dir: Path = Field(REPO_ROOT / ".stack", description="Data and logs of the embedded stack.")
-    cache_dir: Path = Field(
-        Path.home() / ".cache" / "fwv2", description="Downloaded jars and the MinIO binary, reused across clones."
-    )
-    kafka_port: int = Field(19092, description="Broker port of the embedded stack.")
-    kafka_controller_port: int = Field(19093, description="Controller port of the embedded stack.")
-    minio_port: int = Field(19000, description="S3 port of the embedded stack.")
-    minio_console_port: int = Field(19001, description="Console port of the embedded stack.")
+class RoutingSettings(_Group):
+    """Routing: between the GPU and CPU pools (`fwv2 router`, docs/ROUTING.md)."""
 
-    # --- Routing between the GPU and CPU pools (`fwv2 router`, docs/ROUTING.md) -------------
     kafka_gpu_topic: str = Field(
         "audio.references.gpu", description="Input topic of the GPU pool; the router fills it."
     )
@@ -397,80 +399,52 @@ class Settings(BaseSettings):
             return [p.strip().lower() for p in value.split(",") if p.strip()]
         return value
 
-    @field_validator("allowed_buckets", mode="before")
-    @classmethod
-    def _split_buckets(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [b.strip() for b in value.split(",") if b.strip()]
-        return value
+
+class HttpSettings(_Group):
+    """Gateway: the OpenAI-style HTTP front door (`fwv2 gateway`, docs/GATEWAY.md)."""
+
+    gateway_host: str = Field("0.0.0.0", description="Address `fwv2 gateway` listens on.")  # noqa: S104
+    gateway_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP gateway (API, probes, metrics).")
+    gateway_request_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="A synchronous request waits this long for its result, then answers 504 with the event id.",
+    )
+    gateway_store_capacity: int = Field(
+        1000, ge=1, description="Results (transcripts, dead letters) each gateway keeps for GET; the oldest go first."
+    )
+    gateway_api_keys_file: Path | None = Field(
+        None, description="File of accepted API keys, one per line (a mounted Secret); unset: no authentication."
+    )
+    gateway_upload_prefix: str = Field("gateway/", description="Key prefix of the objects the gateway uploads.")
+
+
+class StackSettings(_Group):
+    """Embedded stack: the local Kafka and MinIO of the demo, the tests and the benchmarks (`fwv2 stack`)."""
+
+    stack_dir: Path = Field(REPO_ROOT / ".stack", description="Data and logs of the embedded stack.")
+    kafka_port: int = Field(19092, description="Broker port of the embedded stack.")
+    kafka_controller_port: int = Field(19093, description="Controller port of the embedded stack.")
+    minio_port: int = Field(19000, description="S3 port of the embedded stack.")
+    minio_console_port: int = Field(19001, description="Console port of the embedded stack.")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="Partitions of the topics `fwv2 stack up` creates; the most workers one group can use."
+    )
+
+
+class OpsSettings(_Group):
+    """Operations: logs, metrics and probes, shutdown, and the local cache every process shares."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least level logged.")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="structlog output: JSON lines, or `console` for people."
+    )
+    metrics_port: int = Field(9400, ge=0, description="Port of /metrics, /healthz, /readyz; 0 disables them.")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM waits this long for in-flight work.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "fwv2", description="Downloaded jars and the MinIO binary, reused across clones."
+    )
 
     @cached_property
     def host(self) -> str:
         return socket.gethostname()
-
-    @property
-    def diarization_models(self) -> Path:
-        """Where the diarization weights are: the one place this is decided (pipeline/ reads no environment)."""
-        return self.diarization_models_dir or self.cache_dir / "models"
-
-    @property
-    def whisper_models(self) -> Path:
-        """Where WHISPER_MODEL=auto looks for CTranslate2 models: the one place this is decided."""
-        return self.whisper_models_dir or self.cache_dir / "whisper-models"
-
-    def diarization_config(self) -> DiarizationConfig:
-        models = self.diarization_models
-        return DiarizationConfig(
-            segmentation_path=str(models / "pyannote_segmentation_3.0" / "pytorch_model.bin"),
-            embedding_path=str(models / "campplus" / "campplus_cn_en_common.pt"),
-            pipeline_dir=self.diarization_pipeline_dir,
-            hf_token=self.hf_token.get_secret_value() if self.hf_token else None,
-            threshold=self.diarization_threshold,
-            clustering=self.diarization_clustering,
-            min_train_s=self.diarization_min_train_s,
-            embedding_runtime=self.diarization_embedding_runtime,
-            # Diarization follows DEVICE: a GPU worker diarizes on its GPU.
-            device=self.device,
-            batch_size=self.diarization_batch_size,
-            max_speakers=self.diarization_max_speakers,
-            segmentation_step=self.diarization_segmentation_step,
-            num_threads=self.diarization_threads,
-            embedding_workers=self.diarization_embedding_workers,
-        )
-
-    def whisper_threads(self) -> int:
-        """CPU_THREADS, or when it is 0: every core (CTranslate2's default).
-
-        Diarization runs on its own thread during transcription, but since issue 12 it costs a few
-        per cent of whisper's CPU time (onnxruntime, one embedding per segment; docs/DIARIZATION.md):
-        reserving it a core would halve whisper for a job that needs a twentieth of one. With the
-        pyannote clustering (whose diarization is as long as whisper's work) a core is kept for it.
-        """
-        if self.cpu_threads or not self.enable_diarization or self.device == "cuda":
-            return self.cpu_threads
-        if self.diarization_clustering == "segments":
-            return 0
-        reserved = self.diarization_threads or 1
-        return max(1, (os.cpu_count() or 1) - reserved)
-
-    def engine_config(self) -> EngineConfig:
-        """The inference part of the settings, as the pipeline's own typed value."""
-        return EngineConfig(
-            model_path=self.whisper_model,
-            model_name=self.whisper_model_name,
-            device=self.device,
-            device_index=self.device_index,
-            compute_type=self.compute_type,
-            cpu_threads=self.whisper_threads(),
-            overrides=ProfileOverrides(
-                beam_size=self.beam_size,
-                best_of=self.best_of,
-                patience=self.patience,
-                vad_threshold=self.vad_threshold,
-                vad_min_silence_ms=self.vad_min_silence_ms,
-                vad_speech_pad_ms=self.vad_speech_pad_ms,
-            ),
-            max_duration_s=self.max_audio_duration_s,
-            long_audio_batch_size=self.long_audio_batch_size,
-            long_audio_window_s=self.long_audio_window_s,
-        )
