@@ -65,7 +65,8 @@ def cmd_router(settings: RouterSettings, _: argparse.Namespace) -> int:
 def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.dev.stack import EmbeddedStack
 
-    stack = EmbeddedStack(settings, echo=_stderr, secure=args.secure)
+    extras = [name.strip() for name in (args.with_ or "").split(",") if name.strip()]
+    stack = EmbeddedStack(settings, echo=_stderr, secure=args.secure, extras=extras)
     if args.action == "install":
         stack.install()
     elif args.action == "up":
@@ -218,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--secure",
         action="store_true",
         help="the locked-down stack beside the plaintext one: TLS, SASL/SCRAM, ACLs, MinIO users (docs/SECURITY.md)",
+    )
+    stack.add_argument(
+        "--with",
+        dest="with_",
+        metavar="registry,connect,postgres",
+        help="also the downstream servers: a schema registry, Kafka Connect with the JDBC sink, PostgreSQL",
     )
     stack.set_defaults(func=cmd_stack)
 

@@ -12,12 +12,11 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.contract.events import decode_dead_letter, decode_transcript
 from consumer.contract.results import Result
+from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.settings import GatewaySettings
@@ -76,6 +75,7 @@ class ResultHub:
 
     def __init__(self, settings: GatewaySettings, store: ResultStore) -> None:
         self._settings = settings
+        self._wire = Wire.from_url(settings.schema_registry_url, timeout_s=settings.schema_registry_timeout_s)
         self.store = store
         self._waiters: dict[str, set[asyncio.Future[Result]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -164,6 +164,8 @@ class ResultHub:
             self.last_poll = time.monotonic()
             for tp, records in batches.items():
                 for rec in records:
+                    if self._wire.needs_lookup(rec.value):  # a schema id not seen yet: the registry, off the loop
+                        await asyncio.to_thread(self._wire.learn, rec.value)
                     self._take(rec.topic, rec.partition, rec.offset, rec.value)
                 if not self.caught_up and tp in self._catch_up and records[-1].offset + 1 >= self._catch_up[tp]:
                     del self._catch_up[tp]
@@ -190,11 +192,4 @@ class ResultHub:
                 future.set_result(result)
 
     def _decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Result:
-        if value is None:
-            raise ValueError("empty record")
-        record: dict[str, Any]
-        if topic == self._settings.kafka_dead_letter_topic:
-            record = decode_dead_letter(value)
-            return Result("dead_letter", record["event_id"], record, topic, partition, offset)
-        record = decode_transcript(value)
-        return Result("transcript", record["event_id"], record, topic, partition, offset)
+        return self._wire.result(self._settings.kafka_dead_letter_topic, topic, partition, offset, value)

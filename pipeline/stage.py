@@ -14,6 +14,7 @@ from pipeline.config import EngineConfig
 from pipeline.decode import decode_audio
 from pipeline.diarization import DiarizationConfig, SpeakerTurn, assign_speakers
 from pipeline.errors import ResourceExhaustedError
+from pipeline.profiles import Profile
 from pipeline.transcribe import Transcriber
 from pipeline.types import (
     DecodedAudio,
@@ -60,9 +61,9 @@ class Pipeline:
         if self.diarizer is not None:
             self.diarizer.warm_up()
 
-    def check_request(self, request: TranscriptionRequest) -> None:
-        """Reject what no audio could fix (an unknown profile) before any byte is fetched."""
-        self.transcriber.profile(request.profile)
+    def check_request(self, request: TranscriptionRequest) -> Profile:
+        """Reject what no audio could fix (an unknown profile) before any byte is fetched; else its profile."""
+        return self.transcriber.profile(request.profile)
 
     def process(self, data: bytes, request: TranscriptionRequest) -> Transcript:
         audio, decode_s = self._decode(data, request)

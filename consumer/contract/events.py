@@ -150,8 +150,16 @@ class AudioReference(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-def parse_audio_reference(value: bytes | None) -> AudioReference:
-    """Read an input record's value: Avro single-object encoding, or a JSON object."""
+def parse_audio_reference(value: bytes | None, event_id: str | None = None) -> AudioReference:
+    """Read an input record's value: Avro single-object encoding, or a JSON object.
+
+    ``event_id`` (a CloudEvents ``ce_id`` header's) is the event id of a body that carries none.
+    The Confluent framing needs a registry: ``wire.Wire.reference`` reads it.
+    """
+    return reference_from_raw(_raw_reference(value), event_id)
+
+
+def _raw_reference(value: bytes | None) -> Any:
     if not value:
         raise MalformedEventError("the record has no value; expected a JSON or Avro AudioReference")
     if is_single_object(value):
@@ -168,6 +176,13 @@ def parse_audio_reference(value: bytes | None) -> AudioReference:
             ) from exc
         if not isinstance(raw, dict):
             raise MalformedEventError(f"expected a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def reference_from_raw(raw: Any, event_id: str | None = None) -> AudioReference:
+    """A decoded body as an AudioReference; ``event_id`` fills a missing one."""
+    if event_id and isinstance(raw, dict) and not raw.get("event_id"):
+        raw = {**raw, "event_id": event_id}
     try:
         return AudioReference.model_validate(raw)
     except ValidationError as exc:

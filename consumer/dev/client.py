@@ -21,11 +21,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from consumer.contract.events import (
     AudioReference,
     ObjectRef,
-    decode_dead_letter,
-    decode_transcript,
     transcript_from_record,
 )
 from consumer.contract.results import Result
+from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
 from consumer.plumbing.settings import Settings
 from consumer.plumbing.storage import make_client
@@ -70,6 +69,10 @@ class ResultReader:
     # read_committed hides transcripts of aborted transactions (exactly-once mode).
     isolation_level: str = "read_committed"
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+    _wire: Wire = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._wire = Wire.from_url(self.settings.schema_registry_url, timeout_s=self.settings.schema_registry_timeout_s)
 
     async def __aenter__(self) -> ResultReader:
         s = self.settings
@@ -102,6 +105,8 @@ class ResultReader:
             for records in batches.values():
                 for rec in records:
                     last = time.monotonic()
+                    if self._wire.needs_lookup(rec.value):  # a schema id not seen yet: ask the registry
+                        await asyncio.to_thread(self._wire.learn, rec.value)
                     yield self._decode(rec.topic, rec.partition, rec.offset, rec.value)
             if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
                 return
@@ -128,11 +133,7 @@ class ResultReader:
         return found
 
     def _decode(self, topic: str, partition: int, offset: int, value: bytes) -> Result:
-        if topic == self.settings.kafka_dead_letter_topic:
-            record = decode_dead_letter(value)
-            return Result("dead_letter", record["event_id"], record, topic, partition, offset)
-        record = decode_transcript(value)
-        return Result("transcript", record["event_id"], record, topic, partition, offset)
+        return self._wire.result(self.settings.kafka_dead_letter_topic, topic, partition, offset, value)
 
 
 def print_result(result: Result, fmt: str, granularities: frozenset[Granularity] | None = None) -> None:

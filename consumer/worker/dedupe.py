@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from aiokafka import TopicPartition
 
 from consumer.contract.avro import HEADER_LEN, is_single_object
+from consumer.contract.registry import CONFLUENT_HEADER, framing
 from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.settings import WorkerSettings
@@ -56,9 +57,15 @@ class RecentEvents:
 
 def event_id_of_transcript(value: bytes | None) -> str | None:
     """The event_id of a TranscriptEvent without decoding the rest: it is the body's first field."""
-    if not value or not is_single_object(value):
+    if not value:
         return None
-    length, pos = _read_long(value, HEADER_LEN)
+    if is_single_object(value):
+        start = HEADER_LEN
+    elif framing(value) == "confluent":  # registry mode: the same body after 00 and a 4-byte schema id
+        start = CONFLUENT_HEADER.size
+    else:
+        return None
+    length, pos = _read_long(value, start)
     if length < 0 or pos + length > len(value):
         return None
     return value[pos : pos + length].decode("utf-8", errors="replace")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -73,7 +73,13 @@ class Delivery(Protocol):
         """``tps`` are leaving this worker (the event in flight is already delivered)."""
 
     async def deliver(
-        self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
+        self,
+        record: ConsumerRecord,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        event_id: str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """Publish ``value`` and commit past ``record`` (exactly_once: at ``flush``); ``NotOwner`` if it may not."""
 
@@ -171,10 +177,18 @@ class AtLeastOnce(_Base):
         await self.producer.stop()
 
     async def deliver(
-        self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
+        self,
+        record: ConsumerRecord,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        event_id: str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         await self.check_owner(record)
-        await self._retrying(topic, lambda: self.producer.send_and_wait(topic, value=value, key=key))
+        await self._retrying(
+            topic, lambda: self.producer.send_and_wait(topic, value=value, key=key, headers=list(headers) or None)
+        )
         await self._pause_before_commit()
         await self._commit(record)
 
@@ -267,7 +281,13 @@ class ExactlyOnce(_Base):
         await self._commit(record)
 
     async def deliver(
-        self, record: ConsumerRecord, topic: str, key: bytes | None, value: bytes, event_id: str | None = None
+        self,
+        record: ConsumerRecord,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        event_id: str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         tp = TopicPartition(record.topic, record.partition)
         attempt = 0
@@ -277,7 +297,7 @@ class ExactlyOnce(_Base):
             try:
                 if txn is None:
                     txn = await self._begin(tp, record)
-                future = await txn.producer.send(topic, value=value, key=key)
+                future = await txn.producer.send(topic, value=value, key=key, headers=list(headers) or None)
                 break
             except ProducerFenced as exc:
                 self._discard(tp, exc)

@@ -28,15 +28,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
+from consumer.contract.avro import DEAD_LETTER, TRANSCRIPT_EVENT
+from consumer.contract.cloudevents import input_event_id
 from consumer.contract.events import (
     AudioReference,
+    ObjectRef,
     dead_letter_record,
-    encode_dead_letter,
-    encode_transcript,
-    parse_audio_reference,
     peek_event_id,
     transcript_record,
 )
+from consumer.contract.registry import RegistryError, RegistryUnavailable
+from consumer.contract.wire import Wire
 from consumer.plumbing.health import diarization_state
 from consumer.plumbing.kafka import make_consumer
 from consumer.plumbing.logs import get_logger
@@ -162,6 +164,11 @@ def inference_seconds(transcript: Transcript) -> float:
     return transcript.transcribe_s
 
 
+def _uri(ref: ObjectRef) -> str:
+    """The object an event is about, as the CloudEvents ``ce_subject`` names it."""
+    return f"s3://{ref.bucket}/{ref.key}"
+
+
 def _names(tps: set[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}-{tp.partition}" for tp in tps)
 
@@ -179,6 +186,10 @@ class Worker:
         self.store = store or BlobStore(settings)
         self.metrics = metrics or WorkerMetrics()
         self.results = ResultCache(settings, self.store, pipeline, self.metrics)
+        # Framing of the outputs: single-object, or Confluent with SCHEMA_REGISTRY_URL (consumer/contract/wire.py).
+        self.wire = Wire.from_url(
+            settings.schema_registry_url, settings.worker_pool, settings.schema_registry_timeout_s
+        )
         self.idle = asyncio.Event()
         self.idle.set()
         self.started = asyncio.Event()
@@ -206,6 +217,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the event in flight, commit and leave the group."""
         s = self.settings
+        if not await self._register_schemas(stop):
+            return
         # Always read_committed: the router writes the pools' topics in transactions, and an aborted
         # copy read anyway would be transcribed (and the real one then skipped as a duplicate).
         # Records of non-transactional producers are visible at once either way.
@@ -255,6 +268,64 @@ class Worker:
             self._inference.shutdown(wait=False, cancel_futures=True)
             log.info("worker_stopped", processed=self.processed)
 
+    async def _register_schemas(self, stop: asyncio.Event) -> bool:
+        """Register the output schemas before any record is written (registry mode); False if stopped first.
+
+        A registry that cannot be reached is waited for; one that refuses a schema (an incompatible
+        change under the subject's rule) stops the worker, since every record would be refused too.
+        """
+        s = self.settings
+        attempt = 0
+        while True:
+            try:
+                ids = await asyncio.to_thread(self.wire.register, s.kafka_output_topic, s.kafka_dead_letter_topic)
+            except RegistryUnavailable as exc:
+                attempt += 1
+                if await self._registry_wait(exc, attempt, stop, None):
+                    return False
+                continue
+            except RegistryError as exc:
+                log.error("schema_refused", error=exc.message)
+                raise
+            if ids:
+                log.info("schemas_registered", subjects=ids, framing=self.wire.framing)
+            return True
+
+    async def _learn_schema(self, record: ConsumerRecord, stop: asyncio.Event) -> bool:
+        """Look up the writer schema a Confluent-framed input names, waiting out a down registry.
+
+        The event waits, uncommitted, rather than being dead-lettered for the registry's outage;
+        False when the worker is stopped meanwhile (the record is then left for the next owner).
+        """
+        attempt = 0
+        while self.wire.needs_lookup(record.value):
+            try:
+                await asyncio.to_thread(self.wire.learn, record.value)
+                return True
+            except RegistryUnavailable as exc:
+                attempt += 1
+                event_id = input_event_id(record.headers) or (record.key or b"").decode(errors="replace") or None
+                if await self._registry_wait(exc, attempt, stop, event_id):
+                    return False
+        return True
+
+    async def _registry_wait(
+        self, exc: RegistryUnavailable, attempt: int, stop: asyncio.Event, event_id: str | None
+    ) -> bool:
+        """Log and count a registry outage, then back off; True when stopped meanwhile."""
+        delay = backoff(self.settings, attempt)
+        log.warning(
+            "schema_registry_unavailable",
+            event_id=event_id,
+            error=exc.message,
+            attempt=attempt,
+            delay_s=round(delay, 2),
+        )
+        self.metrics.registry_unavailable.inc()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        return stop.is_set()
+
     def _resume_due_partitions(self) -> None:
         assert self._consumer is not None
         now = time.monotonic()
@@ -286,7 +357,8 @@ class Worker:
         self.idle.clear()
         self.metrics.active.inc()
         try:
-            await self._settle(self._decode(record))
+            if await self._learn_schema(record, stop):
+                await self._settle(self._decode(record))
         finally:
             self.metrics.active.dec()
             self.idle.set()
@@ -302,9 +374,10 @@ class Worker:
             if self._notify_rules is not None and record.topic == self.settings.kafka_notification_topic:
                 ref = reference_from_notification(record.value, self._notify_rules)
             else:
-                ref = parse_audio_reference(record.value)
+                ref = self.wire.reference(record.value, record.headers)
         except Exception as exc:  # noqa: BLE001 - dead-lettered by handle(), with the event id if one can be read
-            return Job(record, attempt, started, peek_event_id(record.value), error=exc)
+            event_id = peek_event_id(record.value) or input_event_id(record.headers)
+            return Job(record, attempt, started, event_id, error=exc)
         if ref is None:
             return Job(record, attempt, started, None)
         return Job(record, attempt, started, ref.event_id, ref, ref.to_request())
@@ -373,6 +446,9 @@ class Worker:
         self.idle.clear()
         self.metrics.active.inc(len(records))
         try:
+            for record in records:
+                if not await self._learn_schema(record, stop):
+                    return  # stopped while the registry was down: nothing of the batch is committed
             jobs = [await self._fetch(self._decode(record)) for record in records]
             pending = [n for n, job in enumerate(jobs) if job.blob is not None and job.blob.hit is None]
             if len(pending) > 1:
@@ -453,10 +529,10 @@ class Worker:
         if job.ref.event_id in self.done:  # handle() skips it; nothing to fetch
             return job
         try:
-            self.pipeline.check_request(job.request)
+            profile = self.pipeline.check_request(job.request)  # resolved once: the cache key needs it too
             self.store.check_allowed(job.ref.object)
             fetch_started = time.perf_counter()
-            blob = await self.results.fetch(job.ref)  # a result-cache hit carries the transcript
+            blob = await self.results.fetch(job.ref, job.request, profile)  # a cache hit carries the transcript
             return replace(job, blob=blob, fetch_s=time.perf_counter() - fetch_started)
         except Abandoned:
             raise
@@ -499,7 +575,8 @@ class Worker:
                 raise NotOwner("this partition's earlier outcomes were discarded; it is rewound to them")
             loop = asyncio.get_running_loop()
             transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, request)
-        value = encode_transcript(
+        value = self.wire.encode(
+            TRANSCRIPT_EVENT,
             transcript_record(
                 ref,
                 transcript,
@@ -511,11 +588,12 @@ class Worker:
                 group=self.settings.kafka_group_id,
                 pool=self.settings.worker_pool,
                 host=self.settings.host,
-            )
+            ),
         )
         publish_started = time.perf_counter()
+        headers = self.wire.headers("transcript", ref.event_id, _uri(ref.object), TRANSCRIPT_EVENT)
         await self._deliver().deliver(
-            record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value, ref.event_id
+            record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value, ref.event_id, headers
         )
         publish_s = time.perf_counter() - publish_started
         self.done.add(ref.event_id)
@@ -582,7 +660,10 @@ class Worker:
             host=self.settings.host,
         )
         key = record.key or (job.event_id.encode() if job.event_id else None)
-        await self._deliver().deliver(record, self.settings.kafka_dead_letter_topic, key, encode_dead_letter(letter))
+        value = self.wire.encode(DEAD_LETTER, letter.to_avro())
+        subject = _uri(job.ref.object) if job.ref is not None else None
+        headers = self.wire.headers("dead-letter", job.event_id, subject, DEAD_LETTER)
+        await self._deliver().deliver(record, self.settings.kafka_dead_letter_topic, key, value, job.event_id, headers)
         self.metrics.dead_letters.labels(letter.code).inc()
         self.metrics.published.labels(Status.DEAD_LETTERED.value).inc()
         level = log.error if letter.code in ("INTERNAL_ERROR", "TRANSCRIPTION_FAILED") else log.warning

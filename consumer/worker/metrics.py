@@ -41,6 +41,11 @@ class WorkerMetrics:
         self.published = Counter("fwv2_events_published", "Outcomes published.", ["outcome"], registry=r)
         self.dead_letters = Counter("fwv2_dead_letters", "Dead letters published, by code.", ["code"], registry=r)
         self.retries = Counter("fwv2_retries", "Retries of retriable failures, by code.", ["code"], registry=r)
+        self.registry_unavailable = Counter(
+            "fwv2_schema_registry_unavailable",
+            "Requests to the schema registry that found it unreachable (each is waited out and retried).",
+            registry=r,
+        )
         self.duplicates = Counter("fwv2_duplicates_skipped", "Events skipped as already transcribed.", registry=r)
         self.discarded = Counter(
             "fwv2_outcomes_discarded",

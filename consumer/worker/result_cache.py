@@ -37,8 +37,9 @@ from consumer.plumbing.storage import Blob, BlobStore
 from consumer.worker.metrics import WorkerMetrics
 from consumer.worker.result_cache_s3 import PersistentCacheError, S3ResultStore
 from pipeline.cache import BoundedLRU, EngineIdentity, approx_bytes, cacheable, content_key, object_key, options_digest
+from pipeline.profiles import Profile
 from pipeline.stage import Pipeline
-from pipeline.types import CacheHit, CacheMatch, CacheTier, DiarizationStatus, Transcript
+from pipeline.types import CacheHit, CacheMatch, CacheTier, DiarizationStatus, Transcript, TranscriptionRequest
 
 log = get_logger("fwv2.cache")
 
@@ -121,14 +122,13 @@ class ResultCache:
         self.persistent = persistent if self.enabled else None
         self._engine = engine_identity(settings, pipeline) if self.enabled else None
 
-    async def fetch(self, ref: AudioReference) -> Lookup:
+    async def fetch(self, ref: AudioReference, request: TranscriptionRequest, profile: Profile) -> Lookup:
         """The event's transcript from the cache, else its bytes (downloaded as without a cache)."""
-        request = ref.to_request()
         if not self.enabled or not cacheable(request):
             blob = await asyncio.to_thread(self._store.fetch, ref.object)
             return Lookup(blob.etag, blob.size, blob.content_type, blob=blob)
         assert self._engine is not None
-        options = options_digest(request, self._pipeline.transcriber.profile(request.profile), self._engine)
+        options = options_digest(request, profile, self._engine)
         info = await asyncio.to_thread(self._store.stat, ref.object)
         by_object = object_key(info.etag, info.size, options) if info.etag else None
         if by_object is not None and (found := await self._find(by_object)) is not None:

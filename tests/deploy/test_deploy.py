@@ -58,6 +58,7 @@ COUNTERS = {
     "fwv2_dead_letters_total": {"code"},
     "fwv2_retries_total": {"code"},
     "fwv2_audio_seconds_total": {"profile"},
+    "fwv2_schema_registry_unavailable_total": set(),
     # fwv2 router (consumer/router/service.py)
     "fwv2_router_routed_total": {"pool", "reason"},
     "fwv2_router_transaction_retries_total": set(),
@@ -807,6 +808,7 @@ def compose_env() -> dict[str, str]:
 def test_compose_config_is_valid() -> None:
     ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=compose_env()))
     ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "gpu", "config", "-q"], env=compose_env()))
+    ok(run([_tool("docker-compose"), "-f", str(COMPOSE), "--profile", "downstream", "config", "-q"], env=compose_env()))
 
 
 @pytest.mark.tools
@@ -837,6 +839,9 @@ def test_compose_resolved_stack() -> None:
         assert svc["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["kafka"]["condition"] == "service_healthy"
+        # Registry mode (issue 16): a worker with the URL waits for the registry before it consumes.
+        assert env["SCHEMA_REGISTRY_URL"] == "http://schema-registry:8080/apis/ccompat/v7"
+        assert svc["depends_on"]["schema-registry"]["condition"] == "service_healthy"
         assert any(
             v.endswith(":/models:ro") or ":/models:" in v or v.endswith(":/models") for v in map(str, svc["volumes"])
         )
@@ -855,8 +860,17 @@ def test_compose_resolved_stack() -> None:
     assert services["worker-cpu"]["build"]["dockerfile"] == "docker/Dockerfile.cpu"
     assert services["worker-gpu"]["build"]["dockerfile"] == "docker/Dockerfile.cuda"
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
-    for name in ("kafka", "minio", "prometheus", "grafana"):
+    for name in ("kafka", "minio", "schema-registry", "prometheus", "grafana"):
         assert "healthcheck" in services[name], name
+    registry = services["schema-registry"]
+    assert re.fullmatch(r"apicurio/apicurio-registry-mem:2\.4\.\d+\.Final", registry["image"])
+    assert registry["environment"]["REGISTRY_RULES_GLOBAL_COMPATIBILITY"] == "BACKWARD"
+    assert "/apis/ccompat/v7/subjects" in " ".join(registry["healthcheck"]["test"])
+    assert services["gateway"]["environment"]["SCHEMA_REGISTRY_URL"] == env["SCHEMA_REGISTRY_URL"]
+    assert services["gateway"]["depends_on"]["schema-registry"]["condition"] == "service_healthy"
+    # Connect and PostgreSQL only with `--profile downstream` (tests/deploy/test_compose_downstream.py).
+    for name in ("connect", "connect-init", "postgres", "postgres-init"):
+        assert services[name]["profiles"] == ["downstream"], name
     # Every file or directory compose mounts from the repository exists.
     raw = yaml.safe_load(COMPOSE.read_text())
     for svc in raw["services"].values():

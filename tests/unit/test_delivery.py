@@ -31,7 +31,9 @@ class FakeProducer:
     async def begin_transaction(self) -> None:
         self.log.append("begin")
 
-    async def send(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[None]:
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> asyncio.Future[None]:
         self.log.append(("send", value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

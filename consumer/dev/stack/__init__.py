@@ -13,18 +13,22 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from minio.credentials.providers import StaticProvider
 from minio.minioadmin import MinioAdmin
 
 from consumer.dev.stack.acls import create_acls, gateway_acls, router_acls, worker_acls
+from consumer.dev.stack.connect import ConnectNode
+from consumer.dev.stack.downstream import EXTRAS, set_backward_compatibility
 from consumer.dev.stack.kafka import KafkaNode
 from consumer.dev.stack.minio import MinioNode
 from consumer.dev.stack.notify import STACK_NOTIFICATION_TOPIC, ensure_bucket_notification
+from consumer.dev.stack.postgres import PostgresNode
 from consumer.dev.stack.process import StackError, file_lock
 from consumer.dev.stack.readiness import NotReady, retry_until, wait_group_coordinator, wait_transactions
+from consumer.dev.stack.registry import RegistryNode
 from consumer.dev.stack.secure import SecureLayout, audio_read_policy, upload_policy, user
 from consumer.dev.stack.tls import make_certificates
 from consumer.dev.stack.topology import ensure_bucket, ensure_topics, stage_topics
@@ -39,19 +43,59 @@ STOP_TIMEOUT_S = 30.0
 
 
 class EmbeddedStack:
-    def __init__(self, settings: Settings, echo: Callable[[str], None] = print, secure: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        echo: Callable[[str], None] = print,
+        secure: bool = False,
+        extras: Collection[str] = (),
+    ) -> None:
         # The secure stack runs as its super user; `self.secure.settings(role)` is what its clients get.
         self.secure = SecureLayout(settings) if secure else None
         self.settings = self.secure.settings("admin") if self.secure else settings
         self._echo = echo
         self._kafka = KafkaNode(self.settings, echo, self.secure)
         self._minio = MinioNode(self.settings, echo, self.secure)
+        # The downstream servers (`--with registry,connect,postgres`): what the transcripts' readers run.
+        unknown = set(extras) - set(EXTRAS)
+        if unknown:
+            raise StackError(f"unknown --with {sorted(unknown)}; choose from {', '.join(EXTRAS)}")
+        self.extras = [name for name in EXTRAS if name in extras]
+        s = self.settings
+        self.registry = RegistryNode(s.cache_dir, s.stack_dir, s.registry_port, echo)
+        self.connect = ConnectNode(
+            s.cache_dir, s.stack_dir, s.connect_port, echo, s.kafka_bootstrap_servers, self.registry.native_url
+        )
+        self.postgres = PostgresNode(s.cache_dir, s.stack_dir, s.postgres_port, echo)
         self._lock = self.settings.stack_dir / ".stack.lock"
 
     def install(self) -> None:
         """Fetch the Kafka jars and build MinIO into the cache folder, each only if missing."""
         self._kafka.install()
         self._minio.install()
+        for name in self.extras:
+            self.node(name).install()
+
+    def node(self, name: str) -> RegistryNode | ConnectNode | PostgresNode:
+        nodes: dict[str, RegistryNode | ConnectNode | PostgresNode] = {
+            "registry": self.registry,
+            "connect": self.connect,
+            "postgres": self.postgres,
+        }
+        return nodes[name]
+
+    def _up_extras(self) -> None:
+        """Registry first (Connect's converter needs it), then Connect and PostgreSQL; each only if not running."""
+        for name in self.extras:
+            node = self.node(name)
+            if node.pid() is None:
+                node.start()
+            else:
+                self._echo(f"{node.process.name} already running (pid {node.pid()}); checking it")
+            node.wait_ready()
+            if name == "registry":
+                set_backward_compatibility(self.registry.ccompat_url)
+                self._echo(f"schema registry {self.registry.ccompat_url} (BACKWARD compatibility)")
 
     def up(self) -> None:
         """Start what is not running, then wait until both really serve, then create topics and bucket."""
@@ -95,6 +139,7 @@ class EmbeddedStack:
                 for node in started:
                     node.process.stop(STOP_TIMEOUT_S)
                 raise
+            self._up_extras()
             self._echo(
                 f"stack ready in {time.monotonic() - began:.1f} s: Kafka {self._kafka.bootstrap}, "
                 f"MinIO {self._minio.endpoint} (logs in {self.settings.stack_dir / 'logs'})"
@@ -172,7 +217,9 @@ class EmbeddedStack:
     def down(self) -> None:
         """Stop both servers (SIGTERM, SIGKILL after a timeout); nothing to do if not running."""
         with file_lock(self._lock):
-            for process in (self._kafka.process, self._minio.process):
+            # Downstream first: Connect would otherwise log its lost broker until it is stopped.
+            extras = [self.connect.process, self.registry.process, self.postgres.process]
+            for process in (*extras, self._kafka.process, self._minio.process):
                 pid = process.pid()
                 if pid is None:
                     continue

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.types import DiarizationMode
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class PrefixRule(BaseModel):
@@ -80,6 +80,22 @@ class KafkaSettings(_Group):
             "events wait 281-489 ms with the record already there; 100 ms costs an idle worker ~10 empty "
             "fetches a second."
         ),
+    )
+
+
+class RegistrySettings(_Group):
+    """Schema registry: the Confluent wire format and registered schemas, for stock deserializers (docs/EVENTS.md)."""
+
+    schema_registry_url: str | None = Field(
+        None,
+        description=(
+            "Confluent-compatible schema registry base URL (Apicurio: http://HOST:PORT/apis/ccompat/v7). Set: the "
+            "worker registers its output schemas under <topic>-value at start and writes the Confluent wire format "
+            "(00, schema id, Avro body); readers accept it. Unset: Avro single-object encoding, no registry."
+        ),
+    )
+    schema_registry_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of one registry request; an unreachable registry is retried, never fatal."
     )
 
 
@@ -430,6 +446,9 @@ class StackSettings(_Group):
     kafka_topic_partitions: int = Field(
         6, ge=1, description="Partitions of the topics `fwv2 stack up` creates; the most workers one group can use."
     )
+    registry_port: int = Field(19081, description="Port of the stack's schema registry (`--with registry`).")
+    connect_port: int = Field(19083, description="REST port of the stack's Kafka Connect (`--with connect`).")
+    postgres_port: int = Field(19432, description="Port of the stack's PostgreSQL (`--with postgres`).")
 
 
 class OpsSettings(_Group):
