@@ -35,6 +35,17 @@ def stack() -> Iterator[EmbeddedStack]:
 
 
 @pytest.fixture(scope="session")
+def registry_url(stack: EmbeddedStack) -> Iterator[str]:
+    """The Confluent-compatible URL of the stack's schema registry (Apicurio), started if it is not running."""
+    downstream = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True), extras=["registry"])
+    already = downstream.registry.pid() is not None
+    downstream.up()
+    yield downstream.registry.ccompat_url
+    if not already:
+        downstream.registry.stop()
+
+
+@pytest.fixture(scope="session")
 def pipeline(stack: EmbeddedStack) -> Pipeline:
     # Two threads: the size of the machines CI runs on.
     return build_pipeline(Settings(cpu_threads=2))

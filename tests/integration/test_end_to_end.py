@@ -14,6 +14,8 @@ from aiokafka import TopicPartition
 
 from consumer.contract.avro import MAGIC, TRANSCRIPT_EVENT, load_schema
 from consumer.contract.events import ObjectRef
+from consumer.contract.registry import framing
+from consumer.contract.wire import Wire
 from consumer.dev.client import ResultReader, new_reference, publish_references, upload
 from consumer.dev.samples import SAMPLES
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
@@ -55,6 +57,14 @@ async def committed(settings: Settings) -> dict[int, int | None]:
         return {p: await consumer.committed(TopicPartition(settings.kafka_input_topic, p)) for p in sorted(parts)}
     finally:
         await consumer.stop()
+
+
+@pytest.fixture(params=["single-object", "registry"])
+async def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Every test here runs twice: a worker without a schema registry, and one in registry mode."""
+    if request.param == "single-object":
+        return settings
+    return settings.model_copy(update={"schema_registry_url": request.getfixturevalue("registry_url")})
 
 
 async def test_sample_clips_become_transcripts_with_the_spoken_words(
@@ -106,7 +116,7 @@ async def test_sample_clips_become_transcripts_with_the_spoken_words(
     assert {tp.partition: end for tp, end in ends.items()} == {p: (o or 0) for p, o in offsets.items()}
 
 
-async def test_output_records_are_keyed_and_single_object_encoded(
+async def test_output_records_are_keyed_and_framed(
     settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     obj = upload(settings, samples["train"])
@@ -124,8 +134,11 @@ async def test_output_records_are_keyed_and_single_object_encoded(
     finally:
         await consumer.stop()
     assert record.key == b"customer-42"  # the input's key, so per-key order carries through
-    assert record.value[:2] == MAGIC and record.value[2:10] == load_schema(TRANSCRIPT_EVENT).fingerprint
-    body = load_schema(TRANSCRIPT_EVENT).decode(record.value)
+    if settings.schema_registry_url is None:
+        assert record.value[:2] == MAGIC and record.value[2:10] == load_schema(TRANSCRIPT_EVENT).fingerprint
+    else:  # 00, then the id the registry gave transcript_event.avsc under <output topic>-value
+        assert framing(record.value) == "confluent"
+    body = Wire.from_url(settings.schema_registry_url).decode(record.value, TRANSCRIPT_EVENT)
     words = [w for s in body["segments"] for w in s["words"]]
     assert body["profile"] == "whisper-1-fast"
     assert len(words) >= 8

@@ -13,7 +13,6 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from consumer.contract.avro import AUDIO_REFERENCE, SCHEMA_DIR, load_schema
 from consumer.contract.registry import SchemaIncompatible, framing
 from consumer.dev.client import ResultReader, new_reference, upload
 from consumer.dev.samples import SAMPLES
-from consumer.dev.stack import EmbeddedStack
 from consumer.plumbing.kafka import make_producer
 from consumer.plumbing.settings import Settings
 from consumer.worker.loop import Worker
@@ -37,16 +35,6 @@ from tests.integration.conftest import running_worker
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def registry_url(stack: EmbeddedStack) -> Iterator[str]:
-    downstream = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True), extras=["registry"])
-    already = downstream.registry.pid() is not None
-    downstream.up()
-    yield downstream.registry.ccompat_url
-    if not already:
-        downstream.registry.stop()
 
 
 async def _registry_settings(url: str, prefix: str) -> Settings:
