@@ -20,6 +20,7 @@ from pipeline.stage import Pipeline
 from tests.integration.conftest import (  # noqa: F401 - fixtures, used by name
     pipeline,
     reader,
+    registry_url,
     running_worker,
     samples,
     settings,

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from consumer.contract.registry import framing
 from consumer.dev.samples import SAMPLES
-from tests.gateway.conftest import Served
+from consumer.plumbing.kafka import make_consumer, start_consumer
+from consumer.plumbing.settings import Settings
+from pipeline.stage import Pipeline
+from tests.gateway.conftest import Served, openai_client, running_gateway
+from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import MAX_CLIP_WER, MAX_SET_WER, wer
 
 pytestmark = pytest.mark.integration
@@ -99,3 +104,26 @@ async def test_temperature_and_prompt_are_accepted(served: Served, samples: dict
     body = json.loads(raw.http_response.text)
     assert raw.http_response.headers["x-event-id"].startswith("gw-")
     assert wer(clip.text, body["text"]) <= MAX_CLIP_WER and body["language"] == "en"
+
+
+async def test_in_registry_mode_the_gateway_reads_the_confluent_framing(
+    settings: Settings, pipeline: Pipeline, registry_url: str, samples: dict[str, Path]
+) -> None:
+    """Worker and gateway both with SCHEMA_REGISTRY_URL: the answer comes back through the Confluent framing."""
+    s = settings.model_copy(update={"schema_registry_url": registry_url, "gateway_request_timeout_s": 240.0})
+    clip = SAMPLES[0]
+    async with running_worker(s, pipeline), running_gateway(s) as url:
+        client = openai_client(url)
+        try:
+            with samples[clip.name].open("rb") as f:
+                answer = await client.audio.transcriptions.create(file=f, model=MODEL, response_format="json")
+        finally:
+            await client.close()
+    assert wer(clip.text, answer.text) <= MAX_CLIP_WER, answer.text
+    consumer = make_consumer(s, s.kafka_output_topic, group_id=None)
+    await start_consumer(consumer)
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+    finally:
+        await consumer.stop()
+    assert framing(record.value) == "confluent"
