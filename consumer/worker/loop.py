@@ -404,18 +404,10 @@ class Worker:
             self.metrics.last_success.set(time.time())
             return False
         except NotOwner as exc:
-            # Rewind, in case the partition is (again) ours: the event must not be passed over. A
-            # partition no longer assigned gets its position anew from the group.
-            log.warning(
-                "outcome_discarded",
-                event_id=job.event_id,
-                reason=str(exc),
-                partition=record.partition,
-                offset=record.offset,
-            )
-            self.metrics.discarded.inc()
-            with contextlib.suppress(IllegalStateError):
-                self._consumer.seek(tp, min(record.offset, self._rewind_to.pop(tp, record.offset)))
+            # Rewind, in case the partition is (again) ours: the event must not be passed over, nor
+            # the earlier ones of a discarded transaction. The rewind is done here, so it is forgotten.
+            first = min(record.offset, self._rewind_to.pop(tp, record.offset))
+            self._rewind(tp, first, [job.event_id] if job.event_id else [], str(exc))
             return True
         except Abandoned as exc:
             log.warning("event_abandoned", reason=str(exc), partition=record.partition, offset=record.offset)
@@ -547,15 +539,17 @@ class Worker:
         """
         for event_id in event_ids:
             self.done.discard(event_id)
-        log.warning(
-            "outcome_discarded",
-            event_ids=event_ids,
-            partition=tp.partition,
-            offset=first,
-            reason=reason,
-        )
-        self.metrics.discarded.inc(max(1, len(event_ids)))
+        # Remembered until the partition's next event settles: it must not commit past the rewind.
         self._rewind_to[tp] = min(first, self._rewind_to.get(tp, first))
+        self._rewind(tp, first, event_ids, reason)
+
+    def _rewind(self, tp: TopicPartition, first: int, event_ids: list[str], reason: str) -> None:
+        """Outcomes given up (``NotOwner``, a discarded transaction): say so, count them, seek back to ``first``.
+
+        A partition no longer assigned gets its position anew from the group (the seek is refused).
+        """
+        log.warning("outcome_discarded", event_ids=event_ids, partition=tp.partition, offset=first, reason=reason)
+        self.metrics.discarded.inc(max(1, len(event_ids)))
         if self._consumer is not None:
             with contextlib.suppress(IllegalStateError):
                 self._consumer.seek(tp, first)
