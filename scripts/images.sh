@@ -11,8 +11,9 @@
 #   local/python:3.11-slim-bookworm   mmdebstrap minbase + python3.11, venv, pip and the host's CA
 #                                     certificates (pip inside a build verifies the index through them)
 #   local/fwv2-infra-*:<tag>          Kafka 4.4.0 (the stack's cached Maven jars, openjdk-17), MinIO (the
-#                                     binary the stack builds) and Prometheus (Debian's package) for
-#                                     compose.local.yml
+#                                     binary the stack builds), Prometheus (Debian's package) and the
+#                                     schema registry (Apicurio 2.4.2 as `fwv2 stack install --with
+#                                     registry` assembles it, openjdk-17) for compose.local.yml
 # and the project's images: fwv2:<version>-cpu (worker and router) and fwv2:<version>-gateway.
 #
 # The engine: Debian's docker.io is installed when missing; when no dockerd answers, one is started
@@ -106,16 +107,21 @@ build_project_images() {
 }
 
 build_infra_images() {
-  # One context with what the three images copy in: the Kafka jars, the MinIO binary, Prometheus.
+  # One context with what the four images copy in: the Kafka jars, the MinIO binary, Prometheus, and
+  # Apicurio's runner jar with the lib/ folder its manifest's Class-Path names.
   local ctx="$IMAGES_DIR/infra-context" kafka_lib="$CACHE_DIR/kafka-4.4.0/lib"
+  local registry="$CACHE_DIR/apicurio-registry-2.4.2/target"
   [[ -f $kafka_lib/kafka_2.13-4.4.0.jar && -x $CACHE_DIR/bin/minio ]] \
-    || .venv/bin/fwv2 stack install
+    && [[ -f $CACHE_DIR/apicurio-registry-2.4.2/install.complete ]] \
+    || .venv/bin/fwv2 stack install --with registry
   [[ -x /usr/bin/prometheus ]] || bash scripts/setup-deploy-tools.sh
-  rm -rf "$ctx"; mkdir -p "$ctx/kafka-libs"
+  rm -rf "$ctx"; mkdir -p "$ctx/kafka-libs" "$ctx/apicurio"
   cp -l "$kafka_lib"/*.jar "$ctx/kafka-libs/" 2>/dev/null || cp "$kafka_lib"/*.jar "$ctx/kafka-libs/"
+  cp -rl "$registry/lib" "$registry/apicurio-registry-2.4.2-runner.jar" "$ctx/apicurio/" 2>/dev/null \
+    || cp -r "$registry/lib" "$registry/apicurio-registry-2.4.2-runner.jar" "$ctx/apicurio/"
   cp "$CACHE_DIR/bin/minio" /usr/bin/prometheus docker/local/kafka-entrypoint.sh "$ctx/"
   local target
-  for target in kafka minio prometheus; do
+  for target in kafka minio prometheus registry; do
     timed "build local/fwv2-infra-$target" $DOCKER build -q --network host -f docker/local/Dockerfile.infra \
       --build-arg BASE_IMAGE="$BASE_IMAGE" --target "$target" -t "local/fwv2-infra-$target:$VERSION" "$ctx" >/dev/null
   done

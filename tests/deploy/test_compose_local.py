@@ -15,7 +15,7 @@ pytestmark = pytest.mark.tools  # docker-compose resolves both files
 
 ROOT = Path(__file__).resolve().parents[2]
 # What compose.local.yml may set differently, and why: the services reach each other on 127.0.0.1.
-ADDRESSES = {"KAFKA_BOOTSTRAP_SERVERS", "S3_ENDPOINT", "METRICS_PORT"}
+ADDRESSES = {"KAFKA_BOOTSTRAP_SERVERS", "S3_ENDPOINT", "METRICS_PORT", "SCHEMA_REGISTRY_URL"}
 LOCAL_ONLY = {"network_mode", "depends_on", "build"}
 
 
@@ -46,8 +46,30 @@ def test_local_stage_services_are_compose_ymls() -> None:
 def test_every_local_service_is_on_the_host_network_and_grafana_stays_in_compose_yml() -> None:
     local = resolved("compose.local.yml")
     assert all(svc.get("network_mode") == "host" and "ports" not in svc for svc in local.values())
-    assert set(local) == {"kafka", "kafka-init", "minio", "minio-init", "router", "worker-cpu", "prometheus"}
+    assert set(local) == {
+        "kafka",
+        "kafka-init",
+        "minio",
+        "minio-init",
+        "schema-registry",
+        "router",
+        "worker-cpu",
+        "prometheus",
+    }
     assert "grafana" in resolved("compose.yml")
     # Away from the shared embedded stack's ports.
     text = (ROOT / "compose.local.yml").read_text()
     assert ":-19" not in text and ":-29" not in text and ":-39092}" in text and ":-39000}" in text
+
+
+def test_local_registry_is_compose_ymls_and_the_worker_uses_it() -> None:
+    """The stand-in registry keeps compose.yml's rule and healthcheck; the worker runs in registry mode against it."""
+    upstream, local = resolved("compose.yml")["schema-registry"], resolved("compose.local.yml")["schema-registry"]
+    rule = "REGISTRY_RULES_GLOBAL_COMPATIBILITY"
+    assert local["environment"][rule] == upstream["environment"][rule] == "BACKWARD"
+    port = local["environment"]["HTTP_PORT"]
+    assert local["environment"]["QUARKUS_HTTP_HOST"] == "127.0.0.1"
+    assert local["healthcheck"]["test"] == [t.replace("/8080 ", f"/{port} ") for t in upstream["healthcheck"]["test"]]
+    worker = resolved("compose.local.yml")["worker-cpu"]
+    assert worker["environment"]["SCHEMA_REGISTRY_URL"] == f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    assert worker["depends_on"]["schema-registry"]["condition"] == "service_healthy"

@@ -1,16 +1,20 @@
 """compose, up for real (issue 14): compose.local.yml on this machine's Docker engine.
 
-`docker-compose -f compose.local.yml up -d` brings up Kafka, MinIO, their init jobs, compose.yml's router
-and CPU worker pool and Prometheus with our rules, all on the host's network (127.0.0.1, ports 39xxx,
-away from the shared embedded stack). One clip is uploaded to the compose MinIO and its event produced on
-the compose Kafka's audio.references: the router hands it to the CPU pool, whose worker transcribes it.
-Prometheus, through its HTTP API, scrapes the worker and the router, has loaded every alert of
-the rules, and takes malformed events to a pending FWV2DeadLetterRateHigh. `down -v` leaves nothing.
+`docker-compose -f compose.local.yml up -d` brings up Kafka, MinIO, their init jobs, the schema registry
+(Apicurio), compose.yml's router and CPU worker pool and Prometheus with our rules, all on the host's network
+(127.0.0.1, ports 39xxx, away from the shared embedded stack). One clip is uploaded to the compose MinIO and
+its event produced on the compose Kafka's audio.references: the router hands it to the CPU pool, whose worker
+transcribes it. The worker runs in registry mode (issue 16): its schemas are registered under
+<topic>-value with the BACKWARD rule in force, and the transcript and the dead letters on the topics are in
+the Confluent wire format, 00 and the id the registry gave their subject. Prometheus, through its HTTP API,
+scrapes the worker and the router, has loaded every alert of the rules, and takes malformed events to a
+pending FWV2DeadLetterRateHigh. `down -v` leaves nothing.
 The images come from `bash scripts/images.sh build`; a missing engine or image is a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -24,8 +28,10 @@ from typing import Any
 
 import pytest
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumer.dev.samples import SAMPLES, make_samples
+from consumer.plumbing.kafka import partitions_for
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,7 +39,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ["docker-compose", "-f", str(ROOT / "compose.local.yml")]
 # compose.local.yml's default ports (each configurable there).
-KAFKA, MINIO, PROMETHEUS, WORKER_METRICS, ROUTER_METRICS = 39092, 39000, 39090, 39400, 39401
+KAFKA, MINIO, PROMETHEUS, WORKER_METRICS, ROUTER_METRICS, REGISTRY = 39092, 39000, 39090, 39400, 39401, 39081
+CCOMPAT = f"http://127.0.0.1:{REGISTRY}/apis/ccompat/v7"
 HINT = "run `bash scripts/images.sh build` (installs the engine, builds the images)"
 
 
@@ -64,7 +71,9 @@ def compose(project: str, *args: str, check: bool = True, timeout: float = 600) 
 def project() -> Iterator[str]:
     assert subprocess.run(["/usr/bin/docker", "info"], capture_output=True).returncode == 0, f"no Docker engine: {HINT}"
     busy = [
-        p for p in (KAFKA, KAFKA + 1, MINIO, MINIO + 1, PROMETHEUS, WORKER_METRICS, ROUTER_METRICS) if not port_free(p)
+        p
+        for p in (KAFKA, KAFKA + 1, MINIO, MINIO + 1, PROMETHEUS, WORKER_METRICS, ROUTER_METRICS, REGISTRY)
+        if not port_free(p)
     ]
     assert not busy, f"ports {busy} of compose.local.yml are taken (another compose up?); set FWV2_LOCAL_*_PORT"
     name = f"fwv2ct{uuid.uuid4().hex[:6]}"
@@ -99,6 +108,34 @@ def fwv2(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def raw_records(topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record's key and value bytes on the compose Kafka's ``topic``, as written."""
+
+    async def read() -> list[tuple[bytes | None, bytes]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{KAFKA}", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in await partitions_for(consumer, topic)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            found: list[tuple[bytes | None, bytes]] = []
+            while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    found += [(r.key, r.value) for r in records]
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def confluent_id(value: bytes) -> int:
+    """The schema id of a Confluent-framed value (00, a 4-byte big-endian id, the Avro body)."""
+    assert value[:1] == b"\x00" and len(value) > 5, value[:16]
+    return int.from_bytes(value[1:5], "big")
+
+
 def alert_state(name: str, **labels: str) -> str:
     for alert in http_json(f"http://127.0.0.1:{PROMETHEUS}/api/v1/alerts")["data"]["alerts"]:
         if alert["labels"]["alertname"] == name and all(alert["labels"].get(k) == v for k, v in labels.items()):
@@ -116,7 +153,7 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
 
     for service in ("kafka-init", "minio-init"):
         assert state(service) == "exited 0", state(service)
-    for service in ("kafka", "minio", "prometheus"):
+    for service in ("kafka", "minio", "schema-registry", "prometheus"):
         assert state(service) == "running 0 healthy", (service, state(service))
     for port in (WORKER_METRICS, ROUTER_METRICS):
         wait_for(
@@ -135,6 +172,8 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
         "KAFKA_INPUT_TOPIC": "audio.references",
         "KAFKA_OUTPUT_TOPIC": "audio.transcripts",
         "KAFKA_DEAD_LETTER_TOPIC": "audio.dead-letters",
+        # The worker writes the Confluent wire format: the client looks its schema up in the registry.
+        "SCHEMA_REGISTRY_URL": CCOMPAT,
     }
     done = fwv2(
         "submit", str(clip), "--profile", "whisper-1-fast", "--wait", "--format", "json", "--timeout", "180", **stage
@@ -142,6 +181,17 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
     assert done.returncode == 0, done.stdout + done.stderr
     transcript = json.loads(done.stdout.strip().splitlines()[-1])
     assert "sunny" in transcript["text"].lower(), transcript
+
+    # Registry mode: the worker registered both outputs' schemas at start under <topic>-value, the registry
+    # enforces BACKWARD (compose's REGISTRY_RULES_GLOBAL_COMPATIBILITY), and the transcript on the topic
+    # is framed 00 + the id of its subject's schema.
+    subjects = set(http_json(f"{CCOMPAT}/subjects"))
+    assert {"audio.transcripts-value", "audio.dead-letters-value"} <= subjects, subjects
+    rule = http_json(f"http://127.0.0.1:{REGISTRY}/apis/registry/v2/admin/rules/COMPATIBILITY")
+    assert rule["config"] == "BACKWARD", rule
+    transcript_id = http_json(f"{CCOMPAT}/subjects/audio.transcripts-value/versions/latest")["id"]
+    values = [v for _, v in raw_records("audio.transcripts")]  # a fresh project: this transcript only
+    assert len(values) == 1 and confluent_id(values[0]) == transcript_id, values
 
     # Prometheus: both targets up, every alert of the rules loaded, the routing counted.
     prom = f"http://127.0.0.1:{PROMETHEUS}"
@@ -194,3 +244,18 @@ def test_compose_up_transcribes_through_the_router_and_prometheus_watches(projec
         every_s=1,
         context=lambda: compose_logs(project),
     )
+    # The dead letters too are Confluent-framed, with the id of their own subject's schema.
+    letter_id = http_json(f"{CCOMPAT}/subjects/audio.dead-letters-value/versions/latest")["id"]
+
+    def all_letters() -> list[bytes] | None:
+        found = [v for _, v in raw_records("audio.dead-letters")]
+        return found if len(found) >= 30 else None
+
+    letters = wait_for(
+        "the 30 dead letters",
+        all_letters,
+        60,
+        every_s=1,
+        context=lambda: compose_logs(project),
+    )
+    assert {confluent_id(v) for v in letters} == {letter_id}
