@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from consumer.dev.stack.process import looks_alive
+from pathlib import Path
+
+import pytest
+
+from consumer.dev.stack.process import StackError, looks_alive, run_maven
 
 MARKER = "/work/main/.stack/minio/data"
 
@@ -21,3 +25,10 @@ def test_a_server_in_the_middle_of_execve_is_alive() -> None:
     # Its command line reads empty until exec has set it up, while the binary is read in (state D).
     assert looks_alive("D", "", MARKER)
     assert looks_alive("R", " ", MARKER)
+
+
+@pytest.mark.tools
+def test_a_maven_run_that_leaves_a_jar_missing_fails_with_its_name(tmp_path: Path) -> None:
+    run_maven(["--version"], tmp_path, "asking Maven its version", missing=list)  # nothing missing: fine
+    with pytest.raises(StackError, match=r"resolving the jars failed \(mvn exit 0, missing \['server.jar'\]\)"):
+        run_maven(["--version"], tmp_path, "resolving the jars", missing=lambda: ["server.jar"])

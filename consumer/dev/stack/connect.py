@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -27,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from consumer.dev.stack.process import ManagedProcess, StackError, file_lock, port_open
+from consumer.dev.stack.process import ManagedProcess, StackError, file_lock, port_open, run_maven
 
 CONNECT_VERSION = "4.4.0"
 LOG4J_VERSION = "2.25.5"
@@ -263,8 +262,6 @@ class ConnectNode:
     def install(self) -> None:
         if self.installed():
             return
-        mvn = _require("mvn", "Maven (apt-get install maven)")
-        _require("java", "a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
         self.home.mkdir(parents=True, exist_ok=True)
         with file_lock(self.home / ".install.lock"):
             if self.installed():  # another process finished it while we waited for the lock
@@ -281,23 +278,16 @@ class ConnectNode:
                 managed = _JC_TRANSFORMS_MANAGED if module == "jcustenborder-transforms" else ""
                 pom = _module_pom(f"connect-{module}", output, dependencies, managed)
                 (build / module / "pom.xml").write_text(pom)
-            cmd = [mvn, "-q", "-B", "dependency:copy-dependencies"]
-            try:
-                done = subprocess.run(
-                    cmd, cwd=build, capture_output=True, text=True, check=False, timeout=_RESOLVE_TIMEOUT_S
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise StackError(f"resolving the Connect jars took over {_RESOLVE_TIMEOUT_S} s in {build}") from exc
-            missing = [jar for output, _, jar in self._folders().values() if not (output / jar).is_file()]
-            if not missing:
-                for folder, (service, classes) in _MANIFESTS.items():
-                    with zipfile.ZipFile(self.plugins / folder / _MANIFEST_JAR, "w") as jar:
-                        jar.writestr(f"META-INF/services/{service}", "".join(f"{c}\n" for c in classes))
-            if done.returncode != 0 or missing:
-                tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-                msg = f"resolving the Connect jars failed (mvn exit {done.returncode}, missing {missing}) in {build}:"
-                msg += f"\n{tail}"
-                raise StackError(msg)
+            run_maven(
+                ["dependency:copy-dependencies"],
+                build,
+                "resolving the Connect jars",
+                missing=lambda: [jar for output, _, jar in self._folders().values() if not (output / jar).is_file()],
+                timeout_s=_RESOLVE_TIMEOUT_S,
+            )
+            for folder, (service, classes) in _MANIFESTS.items():
+                with zipfile.ZipFile(self.plugins / folder / _MANIFEST_JAR, "w") as jar:
+                    jar.writestr(f"META-INF/services/{service}", "".join(f"{c}\n" for c in classes))
             jars = sorted(
                 str(p.relative_to(self.home)) for output, _, _ in self._folders().values() for p in output.glob("*.jar")
             )
@@ -501,10 +491,3 @@ def apicurio_converter_config(registry_url: str, prefix: str = "value.converter"
         f"{prefix}.apicurio.registry.use-id": "contentId",
         f"{prefix}.apicurio.registry.headers.enabled": "false",
     }
-
-
-def _require(tool: str, what: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise StackError(f"`{tool}` not found on PATH: the embedded stack needs {what}")
-    return path

@@ -11,7 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from consumer.dev.stack.process import ManagedProcess, StackError, file_lock, port_open
+from consumer.dev.stack.process import ManagedProcess, StackError, file_lock, port_open, run_maven
 from consumer.dev.stack.secure import ADMIN, MECHANISM, SecureLayout
 from consumer.dev.stack.tls import SERVER_CN
 from consumer.plumbing.settings import Settings
@@ -101,8 +101,6 @@ class KafkaNode:
     def install(self) -> None:
         if self.installed():
             return
-        mvn = _require("mvn", "Maven (apt-get install maven)")
-        _require("java", "a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
         self.home.mkdir(parents=True, exist_ok=True)
         with file_lock(self.home / ".install.lock"):
             if self.installed():  # another process finished it while we waited for the lock
@@ -110,13 +108,14 @@ class KafkaNode:
             self.echo(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central (once, ~10 s)...")
             (self.home / "pom.xml").write_text(_POM)
             shutil.rmtree(self.lib, ignore_errors=True)  # never mix a partial copy with a new one
-            cmd = [mvn, "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=lib", "-DincludeScope=runtime"]
-            done = subprocess.run(cmd, cwd=self.home, capture_output=True, text=True, check=False)
-            jars = sorted(p.name for p in self.lib.glob("*.jar")) if self.lib.is_dir() else []
-            if done.returncode != 0 or f"kafka_2.13-{KAFKA_VERSION}.jar" not in jars:
-                tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-                msg = f"resolving the Kafka jars failed (mvn exit {done.returncode}) in {self.home}:\n{tail}"
-                raise StackError(msg)
+            server = self.lib / f"kafka_2.13-{KAFKA_VERSION}.jar"
+            run_maven(
+                ["dependency:copy-dependencies", "-DoutputDirectory=lib", "-DincludeScope=runtime"],
+                self.home,
+                "resolving the Kafka jars",
+                missing=lambda: [] if server.is_file() else [server.name],
+            )
+            jars = sorted(p.name for p in self.lib.glob("*.jar"))
             # Written last: its presence means lib/ holds every jar it lists.
             (self.home / "lib.complete").write_text("\n".join(jars) + "\n")
 
@@ -250,10 +249,3 @@ class KafkaNode:
                 return
             time.sleep(0.2)
         raise StackError(f"Kafka did not start in time; see {self.process.log_file}:\n{self.process.log_tail()}")
-
-
-def _require(tool: str, what: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise StackError(f"`{tool}` not found on PATH: the embedded stack needs {what}")
-    return path

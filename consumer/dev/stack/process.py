@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -207,3 +208,37 @@ def _wait_exit(pid: int, marker: str, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return not _alive(pid, marker)
+
+
+def require_tool(tool: str, what: str) -> str:
+    """The tool's path on PATH, or a StackError naming what the stack needs it for."""
+    path = shutil.which(tool)
+    if path is None:
+        raise StackError(f"`{tool}` not found on PATH: the embedded stack needs {what}")
+    return path
+
+
+def run_maven(
+    args: Sequence[str],
+    cwd: Path,
+    what: str,
+    missing: Callable[[], list[str]],
+    timeout_s: float | None = None,
+) -> None:
+    """Run ``mvn -q -B ARGS`` in ``cwd`` for the servers assembled from Maven Central (Kafka, the registry, Connect).
+
+    Fails with a StackError holding the last lines of Maven's output when it exits non-zero, runs past
+    ``timeout_s``, or leaves anything ``missing()`` names (what the caller needs from the build).
+    """
+    mvn = require_tool("mvn", "Maven (apt-get install maven)")
+    require_tool("java", "a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
+    try:
+        done = subprocess.run(
+            [mvn, "-q", "-B", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(f"{what} took over {timeout_s:.0f} s in {cwd}") from exc
+    absent = missing()
+    if done.returncode != 0 or absent:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise StackError(f"{what} failed (mvn exit {done.returncode}, missing {absent}) in {cwd}:\n{tail}")

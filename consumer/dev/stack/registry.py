@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from consumer.dev.stack.process import ManagedProcess, StackError, file_lock, port_open
+from consumer.dev.stack.process import ManagedProcess, StackError, file_lock, port_open, run_maven
 
 APICURIO_VERSION = "2.4.2.Final"
 QUARKUS_VERSION = "2.16.4.Final"
@@ -165,8 +164,6 @@ class RegistryNode:
     def install(self) -> None:
         if self.installed():
             return
-        mvn = _require("mvn", "Maven (apt-get install maven)")
-        _require("java", "a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
         self.home.mkdir(parents=True, exist_ok=True)
         with file_lock(self.home / ".install.lock"):
             if self.installed():  # another process finished it while we waited for the lock
@@ -174,17 +171,13 @@ class RegistryNode:
             self.echo(f"assembling Apicurio Registry {APICURIO_VERSION} from Maven Central (once, ~1-2 min)...")
             (self.home / "pom.xml").write_text(_POM)
             shutil.rmtree(self.home / "target", ignore_errors=True)  # never mix a partial build with a new one
-            cmd = [mvn, "-q", "-B", "-DskipTests", "package"]
-            try:
-                done = subprocess.run(
-                    cmd, cwd=self.home, capture_output=True, text=True, check=False, timeout=_BUILD_TIMEOUT_S
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise StackError(f"assembling Apicurio Registry took over {_BUILD_TIMEOUT_S} s in {self.home}") from exc
-            if done.returncode != 0 or not self.runner.is_file():
-                tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-                msg = f"assembling Apicurio Registry failed (mvn exit {done.returncode}) in {self.home}:\n{tail}"
-                raise StackError(msg)
+            run_maven(
+                ["-DskipTests", "package"],
+                self.home,
+                "assembling Apicurio Registry",
+                missing=lambda: [] if self.runner.is_file() else [_RUNNER],
+                timeout_s=_BUILD_TIMEOUT_S,
+            )
             # Written last: its presence means target/ holds a complete build.
             (self.home / "install.complete").write_text(f"{_RUNNER}\n")
 
@@ -246,10 +239,3 @@ class RegistryNode:
     def stop(self, timeout_s: float = 30.0) -> bool:
         """SIGTERM (Quarkus shuts down in about a second); False if it was not running."""
         return self.process.stop(timeout_s)
-
-
-def _require(tool: str, what: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise StackError(f"`{tool}` not found on PATH: the embedded stack needs {what}")
-    return path
