@@ -121,11 +121,18 @@ def avro_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _decode_in_java(classpath: str, files: dict[str, tuple[str, bytes]], tmp: Path) -> dict[tuple[str, str], str]:
     """Run DecodeEvents on {label: (schema name, bytes)}; answer {(label, kind): value}."""
+    return _run_java(SOURCE, classpath, str(SCHEMA_DIR), files, tmp)
+
+
+def _run_java(
+    source: Path, classpath: str, first: str, files: dict[str, tuple[str, bytes]], tmp: Path
+) -> dict[tuple[str, str], str]:
+    """Run a decoder's source on ``first`` and {label: (name, bytes)} as NAME=FILE; {(label, kind): value}."""
     args = []
-    for label, (schema, data) in files.items():
+    for label, (name, data) in files.items():
         (tmp / label).write_bytes(data)
-        args.append(f"{schema}={tmp / label}")
-    cmd = ["java", "-cp", classpath, str(SOURCE), str(SCHEMA_DIR), *args]
+        args.append(f"{name}={tmp / label}")
+    cmd = ["java", "-cp", classpath, str(source), first, *args]
     proc = subprocess.run(cmd, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     lines = [line.split("\t", 2) for line in proc.stdout.decode("utf-8").splitlines()]
@@ -137,9 +144,9 @@ def _json_bytes(record: dict[str, Any]) -> dict[str, Any]:
     return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in record.items()}
 
 
-def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> None:
-    ref = _ref()
-    transcript = transcript_record(
+def _transcript_event(ref: AudioReference) -> dict[str, Any]:
+    """The TranscriptEvent record of ``_transcript()`` for ``ref``, as a GPU worker writes it."""
+    return transcript_record(
         ref,
         _transcript(),
         blob_etag=ref.object.etag,
@@ -150,6 +157,11 @@ def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> N
         pool="gpu",
         host="worker-7",
     )
+
+
+def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> None:
+    ref = _ref()
+    transcript = _transcript_event(ref)
     dead_letter = _dead_letter_value(ref.to_avro())
     transcript_bytes = encode_transcript(transcript)
     tampered = bytearray(transcript_bytes)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import pytest
 
 from consumer.contract.avro import DEAD_LETTER, TRANSCRIPT_EVENT
-from consumer.contract.events import encode_transcript, transcript_record
+from consumer.contract.events import encode_transcript
 from consumer.contract.registry import CONFLUENT_HEADER
 from consumer.contract.wire import Wire
 from consumer.dev.stack import EmbeddedStack
@@ -43,7 +43,8 @@ from tests.interop.test_java_avro import (
     _dead_letter_value,
     _json_bytes,
     _ref,
-    _transcript,
+    _run_java,
+    _transcript_event,
 )
 
 CONFLUENT_DIR = JAVA_DIR / "confluent"
@@ -100,29 +101,12 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
 
 def _decode_in_java(classpath: str, url: str, files: dict[str, tuple[str, bytes]], tmp: Path) -> dict[str, str]:
     """Run DecodeConfluent on {label: (topic, bytes)}; answer {"label kind": value}."""
-    args = []
-    for label, (topic, data) in files.items():
-        (tmp / label).write_bytes(data)
-        args.append(f"{topic}={tmp / label}")
-    proc = subprocess.run(["java", "-cp", classpath, str(SOURCE), url, *args], capture_output=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    lines = [line.split("\t", 2) for line in proc.stdout.decode("utf-8").splitlines()]
-    return {f"{Path(arg.split('=', 1)[1]).name} {kind}": value for arg, kind, value in lines}
+    return {f"{label} {kind}": value for (label, kind), value in _run_java(SOURCE, classpath, url, files, tmp).items()}
 
 
 def test_a_stock_java_deserializer_reads_the_confluent_framing(reader: Reader, tmp_path: Path) -> None:
     ref = _ref()
-    transcript = transcript_record(
-        ref,
-        _transcript(),
-        blob_etag=ref.object.etag,
-        blob_size=190_464,
-        fetch_s=0.0023,
-        total_s=0.71,
-        group="fwv2-gpu",
-        pool="gpu",
-        host="worker-7",
-    )
+    transcript = _transcript_event(ref)
     dead_letter = _dead_letter_value(ref.to_avro()).to_avro()
     out_topic, dlq_topic = (f"interop.{uuid.uuid4().hex[:12]}.{kind}" for kind in ("out", "dlq"))
     wire = Wire.from_url(reader.registry.ccompat_url)
