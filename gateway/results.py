@@ -164,8 +164,7 @@ class ResultHub:
             self.last_poll = time.monotonic()
             for tp, records in batches.items():
                 for rec in records:
-                    if self._wire.needs_lookup(rec.value):  # a schema id not seen yet: the registry, off the loop
-                        await asyncio.to_thread(self._wire.learn, rec.value)
+                    await self._wire.learn(rec.value)  # a schema id not seen yet: the registry, off the loop
                     self._take(rec.topic, rec.partition, rec.offset, rec.value)
                 if not self.caught_up and tp in self._catch_up and records[-1].offset + 1 >= self._catch_up[tp]:
                     del self._catch_up[tp]

@@ -11,6 +11,7 @@ Every output record also carries CloudEvents binary-mode headers (``cloudevents.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -86,21 +87,21 @@ class Wire:
         )
 
     # --- in ----------------------------------------------------------------------------------
-    def needs_lookup(self, value: bytes | None) -> bool:
-        """Whether decoding ``value`` would ask the registry for a schema (blocking: run it off the loop)."""
-        if not value or self.registry is None or framing(value) != "confluent":
-            return False
-        _, schema_id = CONFLUENT_HEADER.unpack_from(value)
-        return not self.registry.knows(schema_id)
+    async def learn(self, value: bytes | None) -> None:
+        """Fetch, off the event loop, the writer schema a Confluent-framed ``value`` names, if it is new.
 
-    def learn(self, value: bytes | None) -> None:
-        """Fetch the writer schema ``value`` names (blocking). Only ``RegistryUnavailable`` escapes:
-        an unknown id is the record's own fault and is reported when it is decoded."""
-        if not self.needs_lookup(value):
-            return
-        assert value is not None and self.registry is not None
+        Then decoding it needs no network. Only ``RegistryUnavailable`` escapes: an unknown id is the
+        record's own fault and is reported when it is decoded.
+        """
+        if value and self.registry is not None and framing(value) == "confluent":
+            _, schema_id = CONFLUENT_HEADER.unpack_from(value)
+            if not self.registry.knows(schema_id):
+                await asyncio.to_thread(self._learn, self.registry, value)
+
+    @staticmethod
+    def _learn(registry: RegistryCodec, value: bytes) -> None:
         try:
-            self.registry.writer_of(value)
+            registry.writer_of(value)
         except RegistryUnavailable:
             raise
         except Exception:  # noqa: BLE001, S110 - decode() reports it with the record

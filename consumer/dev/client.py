@@ -105,8 +105,7 @@ class ResultReader:
             for records in batches.values():
                 for rec in records:
                     last = time.monotonic()
-                    if self._wire.needs_lookup(rec.value):  # a schema id not seen yet: ask the registry
-                        await asyncio.to_thread(self._wire.learn, rec.value)
+                    await self._wire.learn(rec.value)  # a schema id not seen yet: ask the registry
                     yield self._decode(rec.topic, rec.partition, rec.offset, rec.value)
             if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
                 return

@@ -298,16 +298,15 @@ class Worker:
         False when the worker is stopped meanwhile (the record is then left for the next owner).
         """
         attempt = 0
-        while self.wire.needs_lookup(record.value):
+        while True:
             try:
-                await asyncio.to_thread(self.wire.learn, record.value)
+                await self.wire.learn(record.value)
                 return True
             except RegistryUnavailable as exc:
                 attempt += 1
                 event_id = input_event_id(record.headers) or (record.key or b"").decode(errors="replace") or None
                 if await self._registry_wait(exc, attempt, stop, event_id):
                     return False
-        return True
 
     async def _registry_wait(
         self, exc: RegistryUnavailable, attempt: int, stop: asyncio.Event, event_id: str | None
