@@ -33,13 +33,18 @@ CAMPP_DIR="$MODELS_DIR/campplus"
 export_onnx() {
   # Both networks for onnxruntime (pipeline/diarization/onnx.py), exported once from the weights just
   # installed and checked against torch; the CPU worker then runs without torch (light.py).
-  [[ -s "$CAMPP_DIR/campplus_cn_en_common.onnx" && -s "$SEG_DIR/pytorch_model.onnx" && -s "$SEG_DIR/pytorch_model.json" ]] && return 0
+  # The frame-level CAM++ graph and its pooling head (issue 21) are checked too, so a cache from before
+  # them gets them on the next set-up.
+  [[ -s "$CAMPP_DIR/campplus_cn_en_common.onnx" && -s "$CAMPP_DIR/campplus_cn_en_common.frames.onnx" \
+    && -s "$CAMPP_DIR/campplus_cn_en_common.head.npz" && -s "$SEG_DIR/pytorch_model.onnx" \
+    && -s "$SEG_DIR/pytorch_model.json" ]] && return 0
   [[ -x "$VENV/bin/python" ]] || { echo "diarization models: no $VENV, ONNX graphs not exported (torch runs them)" >&2; return 0; }
   echo "diarization models: exporting CAM++ and segmentation-3.0 to ONNX..." >&2
   PYANNOTE_METRICS_ENABLED=0 "$VENV/bin/python" -W ignore -c '
 import sys
-from pipeline.diarization.onnx import export, export_segmentation
+from pipeline.diarization.onnx import export, export_frames, export_segmentation
 export(sys.argv[1])
+export_frames(sys.argv[1])
 export_segmentation(sys.argv[2])' "$CAMPP_DIR/campplus_cn_en_common.pt" "$SEG_DIR/pytorch_model.bin"
 }
 

@@ -41,7 +41,12 @@ def cuda_available() -> bool:
 def make_diarizer(config: DiarizationConfig) -> Any:
     """The engine for ``config``: the torch-free one wherever it applies, else pyannote's on torch."""
     on_cpu = config.device == "cpu" or (config.device == "auto" and not cuda_available())
-    if config.clustering == "segments" and config.embedding_runtime == "onnx" and on_cpu and not config.pipeline_dir:
+    if (
+        config.clustering in ("segments", "spectral")
+        and config.embedding_runtime == "onnx"
+        and on_cpu
+        and not config.pipeline_dir
+    ):
         from pipeline.diarization.light import LightDiarizer, light_models_present
 
         if light_models_present(config):

@@ -16,6 +16,7 @@ state dict loads with ``strict=True``; the parameter names below are dictated by
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own convention
 from torch import nn
@@ -184,6 +185,38 @@ class CAMPlusPlus(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.xvector(self.head(features.transpose(1, 2)))
         return embedding
+
+
+class CAMPlusPlusFrames(nn.Module):
+    """The same network up to its statistics pooling: (batch, frames, 80) -> (batch, channels, frames / 2).
+
+    Pooling any stretch of these frames (mean and unbiased std), then ``CAMPlusPlus.xvector.dense``,
+    gives an embedding of that stretch in the context of the whole input: one pass over a segment
+    embeds many short units of it (pipeline/diarization/onnx.py, ``OnnxCamPlusPlusFrames``).
+    """
+
+    def __init__(self, model: CAMPlusPlus) -> None:
+        super().__init__()
+        self.head = model.head
+        self.body = nn.Sequential(*list(model.xvector.children())[:-2])  # all but stats and dense
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        frames: torch.Tensor = self.body(self.head(features.transpose(1, 2)))
+        return frames
+
+
+def pooling_head(model: CAMPlusPlus) -> dict[str, np.ndarray]:
+    """What follows the statistics pooling, as arrays: the dense layer's weight and its batch norm."""
+    dense = model.xvector.get_submodule("dense")
+    norm = model.xvector.get_submodule("dense.nonlinear.batchnorm")
+    assert isinstance(dense, _Embedding) and isinstance(norm, nn.BatchNorm1d)
+    assert norm.running_mean is not None and norm.running_var is not None
+    return {
+        "weight": dense.linear.weight.detach().numpy()[:, :, 0],
+        "mean": norm.running_mean.numpy(),
+        "var": norm.running_var.numpy(),
+        "eps": np.array(norm.eps),
+    }
 
 
 def load_campplus(path: str) -> CAMPlusPlus:

@@ -34,7 +34,24 @@ class DiarizationConfig:
     # "segments": one CAM++ embedding per single-speaker segment, windows that tile the clip
     # (pipeline/diarization/segments.py); "pyannote": pyannote's SpeakerDiarization, which embeds
     # every (window, local speaker) pair at the segmentation step (the engine before issue 12).
-    clustering: str = "segments"
+    # "spectral": many short units per segment, counted by the eigengap of their affinity graph
+    # (pipeline/diarization/spectral.py; issue 21, chosen on real speech).
+    clustering: str = "spectral"
+    # spectral clustering: each single-speaker segment is embedded in units of unit_s every
+    # unit_shift_s; units shorter than min_unit_s (short segments) only join a speaker.
+    unit_s: float = 1.5
+    unit_shift_s: float = 0.75
+    min_unit_s: float = 0.75
+    # spectral clustering: the network runs once over each segment's middle unit_pass_s and the
+    # units are pooled from that pass (onnx.OnnxCamPlusPlusFrames): the cost of diarization.
+    unit_pass_s: float = 3.0
+    # spectral clustering: share of each unit's similarities kept (its nearest neighbours), at least
+    # min_neighbours; the smallest cluster (in units) that is a speaker; the centroid similarity at which two
+    # clusters are one speaker (docs/DIARIZATION.md, issue 21).
+    spectral_keep: float = 0.012
+    spectral_min_neighbours: int = 10
+    min_cluster_units: int = 3
+    merge_cos: float = 0.6
     # Segments at least this long form the speakers; shorter ones join the nearest (segments
     # clustering). Short segments are mostly a word or two and embed noisily: 2.5 s was best (above).
     min_train_s: float = 2.5
@@ -80,8 +97,20 @@ class DiarizationConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.max_speakers < 1:
             raise ValueError(f"max_speakers must be at least 1, got {self.max_speakers}")
-        if self.clustering not in ("segments", "pyannote"):
-            raise ValueError(f"clustering must be segments or pyannote, got {self.clustering!r}")
+        if self.clustering not in ("spectral", "segments", "pyannote"):
+            raise ValueError(f"clustering must be spectral, segments or pyannote, got {self.clustering!r}")
+        if not 0.25 <= self.unit_s <= 10.0 or not 0.1 <= self.unit_shift_s <= self.unit_s:
+            raise ValueError(
+                f"unit_s must be in [0.25, 10], unit_shift_s in [0.1, unit_s]: {self.unit_s}, {self.unit_shift_s}"
+            )
+        if self.unit_pass_s < self.unit_s:
+            raise ValueError(f"unit_pass_s must be at least unit_s, got {self.unit_pass_s}")
+        if not 0.0 <= self.spectral_keep < 1.0 or self.spectral_min_neighbours < 1 or self.min_cluster_units < 1:
+            raise ValueError(
+                "spectral_keep must be in [0, 1), spectral_min_neighbours and min_cluster_units at least 1"
+            )
+        if not 0.0 < self.merge_cos <= 1.0:
+            raise ValueError(f"merge_cos must be in (0, 1], got {self.merge_cos}")
         if self.min_train_s < 0:
             raise ValueError(f"min_train_s must be 0 or more, got {self.min_train_s}")
         if self.embedding_runtime not in ("onnx", "torch"):

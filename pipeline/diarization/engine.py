@@ -26,7 +26,7 @@ from pipeline.diarization.embedding import SAMPLE_RATE, CamPlusPlusEmbedding
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
 from pipeline.diarization.light import turns_by_first_appearance
 from pipeline.diarization.onnx import export, onnx_path
-from pipeline.diarization.segments import Frames, speaker_turns
+from pipeline.diarization.segments import Frames, Passes, turns
 from pipeline.diarization.speech import find_sound, join, remap, too_little
 from pipeline.diarization.voice import spectra
 from pipeline.errors import model_failure
@@ -83,7 +83,7 @@ class Diarizer:
             self._pipeline = self._offline_pipeline(config, self.embedding_runtime)
         if self.device.type != "cpu":
             self._pipeline.to(self.device)
-        if config.clustering == "segments" and not config.pipeline_dir:
+        if config.clustering in ("segments", "spectral") and not config.pipeline_dir:
             model = self._pipeline._segmentation.model  # noqa: SLF001 - pyannote exposes the models only so
             window = model.specifications.duration
             self._segmenter = Inference(
@@ -177,6 +177,7 @@ class Diarizer:
         return {
             "engine": "pyannote.audio" + (" (pipeline_dir)" if c.pipeline_dir else " (segmentation-3.0 + CAM++)"),
             "clustering": "pipeline_dir" if c.pipeline_dir else c.clustering,
+            "merge_cos": c.merge_cos,
             "min_train_s": c.min_train_s,
             "spectral_weight": c.spectral_weight,
             "device": str(self.device),
@@ -256,14 +257,9 @@ class Diarizer:
             envelopes = spectra(waveform[0].detach().cpu().numpy(), spans) if c.spectral_weight > 0 else None
             return embedding.embed_spans(waveform[0], spans), envelopes
 
-        return speaker_turns(
-            np.asarray(output.data),
-            frames,
-            duration,
-            embed,
-            c.threshold,
-            c.min_train_s,
-            lower,
-            upper,
-            c.spectral_weight,
-        )
+        def embed_units(passes: Passes) -> np.ndarray:
+            # On a GPU each unit is its own pass: cost is not the limit there, and it needs no second graph.
+            spans = [unit for _, units in passes for unit in units]
+            return embedding.embed_spans(waveform[0], spans) if spans else np.zeros((0, 192), dtype=np.float32)
+
+        return turns(c, np.asarray(output.data), frames, duration, embed, embed_units, lower, upper)

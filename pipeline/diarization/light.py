@@ -21,8 +21,15 @@ from pipeline.diarization.assign import SpeakerTurn
 from pipeline.diarization.config import DiarizationConfig
 from pipeline.diarization.errors import DiarizationError, DiarizationModelsMissingError
 from pipeline.diarization.features import MIN_SAMPLES, fbank
-from pipeline.diarization.onnx import OnnxCamPlusPlus, OnnxSegmentation, onnx_path, segmentation_paths
-from pipeline.diarization.segments import Frames, speaker_turns
+from pipeline.diarization.onnx import (
+    OnnxCamPlusPlus,
+    OnnxCamPlusPlusFrames,
+    OnnxSegmentation,
+    frames_paths,
+    onnx_path,
+    segmentation_paths,
+)
+from pipeline.diarization.segments import Frames, Passes, turns
 from pipeline.diarization.speech import find_sound, join, remap, too_little
 from pipeline.diarization.voice import CEPSTRA, spectrum
 from pipeline.errors import model_failure
@@ -38,7 +45,8 @@ INSTALL_HINT = "run scripts/install-diarization-models.sh (it exports the ONNX g
 
 def light_models_present(config: DiarizationConfig) -> bool:
     graph, meta = segmentation_paths(config.segmentation_path)
-    return graph.is_file() and meta.is_file() and onnx_path(config.embedding_path).is_file()
+    frames, head = frames_paths(config.embedding_path)
+    return all(p.is_file() for p in (graph, meta, onnx_path(config.embedding_path), frames, head))
 
 
 class LightDiarizer:
@@ -58,6 +66,7 @@ class LightDiarizer:
         self.device = "cpu"
         self._segmentation = OnnxSegmentation(config.segmentation_path, threads=1, batch_size=SEGMENTATION_BATCH)
         self._embedding = OnnxCamPlusPlus(onnx_path(config.embedding_path))
+        self._frames = OnnxCamPlusPlusFrames(*frames_paths(config.embedding_path))
         self._workers = max(1, config.embedding_workers)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="campplus")
         meta = self._segmentation.meta
@@ -74,6 +83,9 @@ class LightDiarizer:
             "device": self.device,
             "embedding_runtime": self.embedding_runtime,
             "clustering": c.clustering,
+            "merge_cos": c.merge_cos,
+            "unit_s": c.unit_s,
+            "unit_shift_s": c.unit_shift_s,
             "threshold": c.threshold,
             "min_train_s": c.min_train_s,
             "spectral_weight": c.spectral_weight,
@@ -88,6 +100,7 @@ class LightDiarizer:
         noise = np.random.default_rng(0).normal(0.0, 0.05, 12 * SAMPLE_RATE).astype(np.float32)
         self._segmentation(noise, self.config.segmentation_step)
         self._embed(noise, [(0.0, 3.0), (3.0, 6.0)])
+        self._embed_units(noise, [((0.0, 6.0), [(0.0, 1.5), (0.75, 2.25)])])
 
     def diarize(
         self, samples: np.ndarray, min_speakers: int | None = None, max_speakers: int | None = None
@@ -108,11 +121,33 @@ class LightDiarizer:
     def _by_segments(self, samples: np.ndarray, lower: int, upper: int) -> list[tuple[float, float, str]]:
         activity, chunk_step = self._segmentation(samples, self.config.segmentation_step)
         frames = Frames(chunk_step, self._frame_offset, self._frame_step, self._frame_duration)
-        c = self.config
-        return speaker_turns(
-            activity, frames, len(samples) / SAMPLE_RATE, lambda spans: self._embed(samples, spans),
-            c.threshold, c.min_train_s, lower, upper, c.spectral_weight,
-        )  # fmt: skip
+        embed = lambda spans: self._embed(samples, spans)  # noqa: E731
+        embed_units = lambda passes: self._embed_units(samples, passes)  # noqa: E731
+        return turns(self.config, activity, frames, len(samples) / SAMPLE_RATE, embed, embed_units, lower, upper)
+
+    def _embed_units(self, samples: np.ndarray, passes: Passes) -> np.ndarray:
+        """(units, 192): one network pass per stretch, its units pooled from the pass's frames."""
+        jobs = list(enumerate(passes))
+        parts = [jobs[k :: self._workers] for k in range(self._workers)]
+        pooled: dict[int, np.ndarray] = {}
+        for part in self._pool.map(lambda jobs: [(i, self._pass(samples, p)) for i, p in jobs], parts):
+            pooled.update(part)
+        rows = [pooled[i] for i in range(len(passes)) if len(passes[i][1])]
+        return np.concatenate(rows) if rows else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+
+    def _pass(self, samples: np.ndarray, stretch: tuple[tuple[float, float], list[tuple[float, float]]]) -> np.ndarray:
+        (a, b), units = stretch
+        out = np.full((len(units), EMBEDDING_DIM), np.nan, dtype=np.float32)
+        piece = samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
+        if len(piece) < MIN_SAMPLES or not units:
+            return out
+        features = fbank(piece)
+        features -= features.mean(axis=0, keepdims=True)
+        frames = self._frames(features[None])
+        step = self._frames.frame_s
+        ranges = [(int(round((u - a) / step)), int(round((v - a) / step))) for u, v in units]
+        pooled: np.ndarray = self._frames.pool(frames, ranges)
+        return pooled
 
     def _embed(self, samples: np.ndarray, spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
         """(len(spans), 192) CAM++ embeddings and (len(spans), CEPSTRA) spectra; NaN rows if too short.

@@ -49,6 +49,42 @@ def export(weights_path: str) -> Path:
     )
 
 
+def frames_paths(weights_path: str) -> tuple[Path, Path]:
+    """The exported frame-level CAM++ graph and its pooling head (numpy arrays), beside ``weights_path``."""
+    base = Path(weights_path)
+    return base.with_suffix(".frames.onnx"), base.with_suffix(".head.npz")
+
+
+def export_frames(weights_path: str) -> Path:
+    """Export CAM++ up to its pooling (``CAMPlusPlusFrames``) and its head; checked against the whole network.
+
+    The check: pooling all frames of the graph's output with ``OnnxCamPlusPlusFrames.pool`` must give
+    the torch network's embedding of the same input, so units pooled from one pass are embeddings of
+    the same kind.
+    """
+    import torch
+
+    from pipeline.diarization.campplus import FBANK_BINS, CAMPlusPlusFrames, load_campplus, pooling_head
+
+    model = load_campplus(weights_path)
+    graph, head = frames_paths(weights_path)
+    np.savez(head, **pooling_head(model))  # type: ignore[arg-type]  # numpy types its kwargs narrowly
+    probes = [torch.randn(1, frames, FBANK_BINS) for frames in (300, 40, 1000)]
+    _export_checked(
+        CAMPlusPlusFrames(model).eval(), probes, graph, ("fbank", "frames"), {"fbank": {0: "batch", 1: "frames"}}
+    )
+    pooled = OnnxCamPlusPlusFrames(graph, head)
+    for probe in probes:
+        with torch.inference_mode():
+            expected = model(probe).numpy()[0]
+        frames = pooled(probe.numpy())
+        got = pooled.pool(frames, [(0, frames.shape[1])])[0]
+        if not np.allclose(expected, got, atol=EXPORT_TOLERANCE * 10):
+            graph.unlink()
+            raise RuntimeError(f"pooled {graph.name} differs from torch by {np.abs(expected - got).max():.2e}")
+    return graph
+
+
 def _export_checked(
     model: torch.nn.Module,
     probes: list[torch.Tensor],
@@ -169,4 +205,49 @@ class OnnxCamPlusPlus:
         return outputs[0]
 
 
-__all__ = ["OnnxCamPlusPlus", "OnnxSegmentation", "export", "export_segmentation", "onnx_path", "segmentation_paths"]
+class OnnxCamPlusPlusFrames:
+    """CAM++ in two steps: one pass gives frames (20 ms each), ``pool`` embeds any stretches of them.
+
+    Diarization needs many short embeddings (1.5 s units) of each segment. Run separately they
+    cost a pass each (twice the audio at a 0.75 s shift); here a segment is one pass and its units
+    are pooled from its frames, so each second of speech goes through the network once.
+    """
+
+    frame_s = 0.02  # the TDNN halves the 10 ms fbank frame rate
+
+    def __init__(self, graph: Path, head: Path, threads: int = 1) -> None:
+        self.path = graph
+        self._session = _session(graph, threads)
+        arrays = np.load(head)
+        self._weight = arrays["weight"].astype(np.float32)  # (192, 2 * channels)
+        self._mean = arrays["mean"].astype(np.float32)
+        self._scale = (1.0 / np.sqrt(arrays["var"] + float(arrays["eps"]))).astype(np.float32)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """(1, frames, 80) mean-normalised fbank -> (channels, ceil(frames / 2)) frame features."""
+        outputs: list[np.ndarray] = self._session.run(None, {"fbank": np.ascontiguousarray(features, dtype=np.float32)})
+        frames: np.ndarray = outputs[0][0]
+        return frames
+
+    def pool(self, frames: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+        """(len(ranges), 192): the embedding of each [first, last) range of ``frames``; NaN under two frames."""
+        stats = np.full((len(ranges), self._weight.shape[1]), np.nan, dtype=np.float32)
+        for i, (a, b) in enumerate(ranges):
+            piece = frames[:, max(0, a) : b]
+            if piece.shape[1] >= 2:
+                stats[i] = np.concatenate([piece.mean(axis=1), piece.std(axis=1, ddof=1)])
+        out: np.ndarray = ((stats @ self._weight.T) - self._mean) * self._scale
+        return out
+
+
+__all__ = [
+    "OnnxCamPlusPlus",
+    "OnnxCamPlusPlusFrames",
+    "export_frames",
+    "frames_paths",
+    "OnnxSegmentation",
+    "export",
+    "export_segmentation",
+    "onnx_path",
+    "segmentation_paths",
+]

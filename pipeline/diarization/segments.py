@@ -28,6 +28,8 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from pipeline.diarization.config import DiarizationConfig
+from pipeline.diarization.spectral import SpectralSettings, cluster_units
 from pipeline.diarization.voice import spectral_distance
 
 # Shortest segment worth an embedding: CAM++ needs a few frames after its 2x downsampling, and
@@ -241,13 +243,154 @@ def speaker_turns(
     return [(s, e, str(k)) for s, e, k in label_frames(activity, segments, speakers, frames, duration_s)]
 
 
+def cut_units(segment: Segment, frames: Frames, unit_s: float, shift_s: float, duration_s: float) -> list[Segment]:
+    """``segment`` as stretches of ``unit_s`` every ``shift_s`` (the last one ends with it); a shorter segment whole."""
+    per = max(1, int(round(unit_s / frames.frame_step)))
+    hop = max(1, int(round(shift_s / frames.frame_step)))
+    if segment.last - segment.first <= per:
+        return [segment]
+    starts = list(range(segment.first, segment.last - per + 1, hop))
+    if starts[-1] + per < segment.last:
+        starts.append(segment.last - per)
+    half = frames.frame_step / 2
+    c = segment.chunk
+    return [
+        Segment(c, segment.local, a, a + per, max(0.0, frames.time(c, a) - half),
+                min(duration_s, frames.time(c, a + per - 1) + half))
+        for a in starts
+    ]  # fmt: skip
+
+
+# What the engine embeds for the spectral clustering: per pass (a stretch of one segment, one run
+# of the network), the stretch and the units inside it. The engine returns one row per unit, in order.
+Passes = list[tuple[tuple[float, float], list[tuple[float, float]]]]
+
+
+def middle(segment: Segment, seconds: float, frames: Frames, duration_s: float) -> Segment:
+    """The middle ``seconds`` of ``segment`` (all of a shorter one), on its frames."""
+    if segment.duration <= seconds:
+        return segment
+    n = segment.last - segment.first
+    keep = max(1, min(n, int(round(seconds / frames.frame_step))))
+    first = segment.first + (n - keep) // 2
+    half = frames.frame_step / 2
+    c = segment.chunk
+    start = max(0.0, frames.time(c, first) - half)
+    end = min(duration_s, frames.time(c, first + keep - 1) + half)
+    return Segment(c, segment.local, first, first + keep, start, end)
+
+
+def plan_units(
+    segments: list[Segment], frames: Frames, duration_s: float, unit_s: float, shift_s: float, pass_s: float
+) -> tuple[list[Segment], Passes]:
+    """Each segment's middle ``pass_s`` as one pass, cut into units (``cut_units``)."""
+    units: list[Segment] = []
+    passes: Passes = []
+    for segment in segments:
+        stretch = middle(segment, pass_s, frames, duration_s)
+        mine = cut_units(stretch, frames, unit_s, shift_s, duration_s)
+        passes.append(((stretch.start, stretch.end), [(u.start, u.end) for u in mine]))
+        units += mine
+    return units, passes
+
+
+def label_units(vectors: np.ndarray, durations: np.ndarray, settings: SpectralSettings, min_unit_s: float,
+                min_speakers: int, max_speakers: int) -> np.ndarray:  # fmt: skip
+    """A speaker per unit (-1 for NaN rows): units of ``min_unit_s`` or more are clustered, shorter ones
+    join the nearest speaker's centroid."""
+    valid = ~np.isnan(vectors).any(axis=1)
+    train = valid & (durations >= min_unit_s)
+    if not train.any():
+        train = valid
+    labels = np.full(len(vectors), -1, dtype=np.int64)
+    if not train.any():
+        return labels
+    labels[train] = cluster_units(vectors[train], settings, min_speakers, max_speakers)
+    rest = np.flatnonzero(valid & ~train)
+    if rest.size:
+        x = _normalise(np.nan_to_num(vectors))
+        centres = _normalise(np.stack([x[labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)]))
+        labels[rest] = (x[rest] @ centres.T).argmax(axis=1)
+    return labels
+
+
+def spectral_turns(
+    activity: np.ndarray,
+    frames: Frames,
+    duration_s: float,
+    embed_units: Callable[[Passes], np.ndarray],
+    settings: SpectralSettings,
+    unit_s: float,
+    shift_s: float,
+    min_unit_s: float,
+    pass_s: float,
+    min_speakers: int,
+    max_speakers: int,
+) -> list[tuple[float, float, str]]:
+    """Turns for one clip by spectral clustering of short units of single-speaker segments.
+
+    Every segment of at least ``MIN_EMBED_S`` is embedded over its middle ``pass_s`` in units of
+    ``unit_s`` every ``shift_s`` (``plan_units``); the units are clustered (``label_units``); every
+    active frame then takes the speaker of the nearest unit of its local speaker in that window,
+    overlaps included (``label_frames``).
+    """
+    segments = [s for s in find_segments(activity, frames, duration_s) if s.duration >= MIN_EMBED_S]
+    units, passes = plan_units(segments, frames, duration_s, unit_s, shift_s, pass_s)
+    if not units:
+        return []
+    vectors = embed_units(passes)
+    durations = np.array([u.duration for u in units])
+    labels = label_units(vectors, durations, settings, min_unit_s, min_speakers, max_speakers)
+    if (labels < 0).all():
+        return []
+    return [(s, e, str(k)) for s, e, k in label_frames(activity, units, labels, frames, duration_s)]
+
+
+def spectral_settings(config: DiarizationConfig) -> SpectralSettings:
+    c = config
+    return SpectralSettings(c.spectral_keep, c.spectral_min_neighbours, c.min_cluster_units, c.merge_cos)
+
+
+def turns(
+    config: DiarizationConfig,
+    activity: np.ndarray,
+    frames: Frames,
+    duration_s: float,
+    embed: Callable[[list[tuple[float, float]]], tuple[np.ndarray, np.ndarray | None]],
+    embed_units: Callable[[Passes], np.ndarray],
+    min_speakers: int,
+    max_speakers: int,
+) -> list[tuple[float, float, str]]:
+    """Turns by the clustering ``config`` names (``spectral`` or ``segments``), for either engine.
+
+    ``embed`` embeds whole spans (segments clustering); ``embed_units`` the units of passes (spectral).
+    """
+    c = config
+    if c.clustering == "spectral":
+        return spectral_turns(
+            activity, frames, duration_s, embed_units, spectral_settings(c), c.unit_s, c.unit_shift_s,
+            c.min_unit_s, c.unit_pass_s, min_speakers, max_speakers,
+        )  # fmt: skip
+    return speaker_turns(
+        activity, frames, duration_s, embed, c.threshold, c.min_train_s, min_speakers, max_speakers,
+        c.spectral_weight,
+    )  # fmt: skip
+
+
 __all__ = [
     "Frames",
     "MAX_EMBED_S",
     "MIN_EMBED_S",
     "Segment",
     "cluster",
+    "cut_units",
+    "label_units",
+    "middle",
+    "plan_units",
+    "spectral_settings",
     "find_segments",
     "label_frames",
     "speaker_turns",
+    "spectral_turns",
+    "turns",
 ]

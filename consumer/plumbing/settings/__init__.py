@@ -92,6 +92,8 @@ class WorkerSettings(
             hf_token=self.hf_token.get_secret_value() if self.hf_token else None,
             threshold=self.diarization_threshold,
             clustering=self.diarization_clustering,
+            merge_cos=self.diarization_merge_cos,
+            unit_pass_s=self.diarization_unit_pass_s,
             min_train_s=self.diarization_min_train_s,
             embedding_runtime=self.diarization_embedding_runtime,
             # Diarization follows DEVICE: a GPU worker diarizes on its GPU.
@@ -113,7 +115,7 @@ class WorkerSettings(
         """
         if self.cpu_threads or not self.enable_diarization or self.device == "cuda":
             return self.cpu_threads
-        if self.diarization_clustering == "segments":
+        if self.diarization_clustering in ("segments", "spectral"):
             return 0
         reserved = self.diarization_threads or 1
         return max(1, (os.cpu_count() or 1) - reserved)

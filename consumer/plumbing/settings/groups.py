@@ -255,15 +255,37 @@ class DiarizationSettings(_Group):
         gt=0,
         le=2,
         description=(
-            "Cosine distance at which merging speakers stops: lower splits, higher merges. 0.3 for the "
-            "segments clustering (chosen on the tuning split, docs/DIARIZATION.md); pyannote's own was 0.7."
+            "Cosine distance at which merging speakers stops, for the segments and pyannote clusterings "
+            "(the spectral default needs none): lower splits, higher merges. 0.3 for segments (chosen on "
+            "synthetic voices, issue 12); pyannote's own was 0.7."
         ),
     )
-    diarization_clustering: Literal["segments", "pyannote"] = Field(
-        "segments",
+    diarization_clustering: Literal["spectral", "segments", "pyannote"] = Field(
+        "spectral",
         description=(
-            "segments: one CAM++ embedding per single-speaker segment (fast, the default); pyannote: "
-            "pyannote's SpeakerDiarization over overlapping windows (the engine before issue 12)."
+            "spectral: CAM++ embeddings of 1.5 s units of single-speaker speech, speakers counted by the "
+            "eigengap of their affinity graph (the default, chosen on real speech, issue 21); segments: one "
+            "embedding per segment and a distance threshold (issue 12); pyannote: pyannote's "
+            "SpeakerDiarization over overlapping windows (the engine before issue 12)."
+        ),
+    )
+    diarization_unit_pass_s: float = Field(
+        3.0,
+        ge=1.5,
+        le=60,
+        description=(
+            "spectral clustering: seconds of each single-speaker segment (its middle) that go through CAM++, "
+            "1.5 s units pooled from that one pass. More embeds more of the speech: slower, a little more "
+            "accurate (docs/DIARIZATION.md)."
+        ),
+    )
+    diarization_merge_cos: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description=(
+            "spectral clustering: speakers whose mean embeddings are at least this similar (cosine) are one "
+            "speaker. Lower merges more (docs/DIARIZATION.md)."
         ),
     )
     diarization_min_train_s: float = Field(
