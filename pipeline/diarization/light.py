@@ -86,6 +86,7 @@ class LightDiarizer:
             "merge_cos": c.merge_cos,
             "unit_s": c.unit_s,
             "unit_shift_s": c.unit_shift_s,
+            "unit_pass_s": c.unit_pass_s,
             "threshold": c.threshold,
             "min_train_s": c.min_train_s,
             "spectral_weight": c.spectral_weight,

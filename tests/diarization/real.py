@@ -1,7 +1,9 @@
-"""A diarization test set of real speech in three splits: ``tune``, ``heldout`` and ``long``.
+"""A diarization test set of real speech in four splits: ``tune``, ``heldout``, ``long`` and ``heldout_norepeat``.
 
 Defaults are chosen on ``tune`` and reported once on ``heldout``; ``long`` is one call of about 12
-minutes for cost and drift. No voice is synthetic: the speech is LibriSpeech readers (one
+minutes for cost and drift; ``heldout_norepeat`` is heldout-side readers with no audio said twice
+in a clip, for comparing with other diarizers fairly (exact repeats give duplicate embeddings,
+which some clusterers split off). No voice is synthetic: the speech is LibriSpeech readers (one
 utterance each, from Resemblyzer's repository), one monologue by one real person (Donald Trump,
 an excerpt of a Resemblyzer recording), pyannote.audio's own ``sample.wav`` and faster-whisper's
 ``stereo_diarization.wav``. ``vendor`` copies the files used into ``tests/data/real_speech/``
@@ -12,7 +14,8 @@ Resemblyzer's repository are reserved for a hidden evaluation: nothing here read
 The splits are disjoint by person. A LibriSpeech reader ``r`` belongs to ``heldout`` if
 ``int(r) % 3 == 0``, else to ``tune``; any other source (a person) belongs to one split only:
 Trump and faster-whisper's file (LibriSpeech test-clean readers 61 and 260) to ``tune``,
-pyannote's sample to ``heldout``. ``long`` uses tune-side readers only.
+pyannote's sample to ``heldout``. ``long`` uses tune-side readers only, ``heldout_norepeat``
+only readers that ``heldout``'s clips use.
 
 How a clip is made: each utterance is cut at its pauses (30 ms frames, a frame is speech when
 it is within 35 dB of the utterance's loud frames and 12 dB over its floor; pauses of 0.24 s or
@@ -24,7 +27,10 @@ reference is exact by construction: overlaps mix two pieces by addition and both
 the RTTM while they overlap. A reader has one utterance of 9-16 s, so a reader who talks longer
 than that within a clip repeats pieces: the first pass in the utterance's order, later passes in
 a seeded shuffle, never the same piece twice in a row. The one-reader monologues and ``long``
-(four readers for 12 minutes) rely on that heavily; Trump's monologue repeats nothing.
+(four readers for 12 minutes) rely on that heavily; Trump's monologue repeats nothing, and
+neither does any ``heldout_norepeat`` clip: there each reader says their pieces in a seeded order,
+each once at most, and stops talking when they run out (so a clip lasts about 12 s of speech per
+reader, 25-95 s in all, and has no back-channels, which are words cut from the same pieces).
 
 Builds are deterministic (fixed seeds; byte-identical wavs) and cached in
 ``~/.cache/fwv2/real-speech/<split>/``: per clip ``<name>.wav`` (16 kHz mono int16),
@@ -33,7 +39,8 @@ file and offset), and a ``manifest.json`` whose fingerprint (this module, the ve
 split uses) decides whether the cache is rebuilt.
 
     .venv/bin/python -m tests.diarization.real vendor [--resemblyzer DIR] [--faster-whisper DIR]
-    .venv/bin/python -m tests.diarization.real build [--split tune|heldout|long|all] [--folder DIR]
+    .venv/bin/python -m tests.diarization.real build [--split tune|heldout|long|heldout_norepeat|all]
+        [--folder DIR]
 """
 
 from __future__ import annotations
@@ -56,7 +63,8 @@ from tests.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm, read_wav
 
 ROOT = Path.home() / ".cache" / "fwv2" / "real-speech"
 VENDOR = Path(__file__).resolve().parents[1] / "data" / "real_speech"
-SPLITS = ("tune", "heldout", "long")
+SPLITS = ("tune", "heldout", "long", "heldout_norepeat")
+SIDE = {"tune": "tune", "heldout": "heldout", "long": "tune", "heldout_norepeat": "heldout"}  # whose people
 RESERVED = "test-other"  # Resemblyzer's librispeech_test-other: a hidden evaluation's, never read here
 
 KINDS = {
@@ -72,9 +80,10 @@ KINDS = {
     "long_silence": "10-30 s of silence between speech",
     "recorded": "a recording as published, with its source's reference (sample.rttm, or per-channel energy)",
     "long_call": "a call of 10-20 minutes",
+    "norepeat": "no audio twice: each reader's pieces once at most (heldout_norepeat's clips)",
 }
-# what tune and heldout must each cover (long_call is the long split's)
-SET_KINDS = tuple(k for k in KINDS if k != "long_call")
+# what tune and heldout must each cover (long_call is the long split's, norepeat heldout_norepeat's)
+SET_KINDS = tuple(k for k in KINDS if k not in ("long_call", "norepeat"))
 
 FRAME = 480  # 30 ms
 PAUSE_FRAMES = 8  # 0.24 s of silence cuts an utterance into pieces
@@ -238,7 +247,24 @@ LONG = (
        speech_s=560, backchannel_p=0.1, overlap_p=0.08),
 )  # fmt: skip
 
-SPECS = {"tune": TUNE, "heldout": HELDOUT, "long": LONG}
+# Heldout-side readers (all of them in HELDOUT's clips), each saying every piece of their one
+# utterance once (``_Script._each_once``): a clip ends when its readers run out of pieces, so
+# ``speech_s`` does not apply. Seeds apart from HELDOUT's.
+NOREPEAT = (
+    _s("norepeat_mm_2", 2201, "norepeat male_male varied_pauses", "ls405 ls2436"),
+    _s("norepeat_ff_2", 2202, "norepeat female_female varied_pauses", "ls2910 ls7113"),
+    _s("norepeat_mixed_2", 2203, "norepeat mixed_sex varied_pauses", "ls5322 ls669"),
+    _s("norepeat_3a", 2301, "norepeat varied_pauses", "ls8580 ls7794 ls5808"),
+    _s("norepeat_3b", 2302, "norepeat varied_pauses", "ls4362 ls2952 ls6531"),
+    _s("norepeat_4a", 2401, "norepeat varied_pauses", "ls5703 ls1737 ls3723 ls7059"),
+    _s("norepeat_4b", 2402, "norepeat varied_pauses", "ls2691 ls909 ls5163 ls831"),
+    _s("norepeat_5", 2501, "norepeat partial_overlap varied_pauses", "ls60 ls6000 ls3807 ls5688 ls4788",
+       overlap_p=0.5),
+    _s("norepeat_6", 2601, "norepeat partial_overlap varied_pauses", "ls1743 ls3879 ls4830 ls2817 ls6078 ls5463",
+       overlap_p=0.3),
+)  # fmt: skip
+
+SPECS = {"tune": TUNE, "heldout": HELDOUT, "long": LONG, "heldout_norepeat": NOREPEAT}
 
 
 def people(split: str) -> set[str]:
@@ -476,6 +502,8 @@ class _Script:
 
     def utterances(self) -> list[_Utt]:
         spec, rng = self.spec, self.rng
+        if "norepeat" in spec.kinds:
+            return self._each_once()
         first = [self.main[int(i)] for i in rng.permutation(len(self.main))]  # everyone talks early
         utts: list[_Utt] = []
         total = 0.0
@@ -500,6 +528,34 @@ class _Script:
                 if total >= spec.speech_s and not first:
                     break
         return self._ensure_backchannels(utts)
+
+    def _each_once(self) -> list[_Utt]:
+        """Every piece of every speaker exactly once, each speaker's in a seeded order, one or two a turn.
+
+        Everyone talks early; then the next speaker is someone else with pieces left: half the time
+        whoever has the most seconds left (so the speakers run out at about the same time), else anyone.
+        """
+        spec, rng = self.spec, self.rng
+        if spec.minor or spec.backchannel_p or spec.once:
+            raise ValueError(f"{spec.name}: a norepeat clip has no minor speakers, back-channels or monologue")
+        left = {
+            p: [self.pieces[p].items[int(i)] for i in rng.permutation(len(self.pieces[p].items))] for p in self.main
+        }
+        first = [self.main[int(i)] for i in rng.permutation(len(self.main))]
+        utts: list[_Utt] = []
+        while any(left.values()):
+            if first:
+                speaker = first.pop(0)
+            else:
+                previous = utts[-1].speaker
+                pool = [p for p in self.main if left[p] and p != previous] or [previous]
+                if rng.random() < 0.5:
+                    speaker = max(pool, key=lambda p: sum(piece.seconds for piece in left[p]))
+                else:
+                    speaker = pool[int(rng.integers(len(pool)))]
+            for k in range(min(1 + int(rng.integers(2)), len(left[speaker]))):
+                utts.append(_Utt(speaker, left[speaker].pop(0), self.gains[speaker], continued=k > 0))
+        return utts
 
     def _next(self, previous: str, utts: list[_Utt]) -> str:
         """Another main speaker: half the time whoever has talked least so far, else anyone."""
@@ -718,6 +774,16 @@ def _partial_overlaps(record: Record) -> int:
     return sum(OVERLAP_S[0] - 1e-6 <= e - s <= OVERLAP_S[1] + 1e-6 for s, e in overlap_spans(record.turns))
 
 
+def repeats(record: Record) -> list[tuple[RefTurn, RefTurn]]:
+    """Pairs of turns that say some of the same audio: one speaker's spans of one source that intersect."""
+    turns = sorted(record.turns, key=lambda t: (t.speaker, t.source, t.offset))
+    return [
+        (a, b)
+        for a, b in zip(turns, turns[1:], strict=False)
+        if (a.speaker, a.source) == (b.speaker, b.source) and b.offset < a.offset + (a.end - a.start) - 1e-6
+    ]
+
+
 def _sexes(record: Record) -> list[str]:
     return sorted(s.sex for s in record.speakers)
 
@@ -752,6 +818,7 @@ CHECKS: dict[str, Callable[[Record], bool]] = {
     "long_silence": lambda r: any(LONG_SILENCE_S[0] <= g <= LONG_SILENCE_S[1] for g in gaps(r)),
     "recorded": lambda r: any(not t.source.startswith((LIBRISPEECH, "trump")) for t in r.turns),
     "long_call": lambda r: LONG_CALL_S[0] <= r.duration <= LONG_CALL_S[1],
+    "norepeat": lambda r: not repeats(r),
 }
 
 
@@ -901,7 +968,9 @@ class _Repo:
 
 def _readers() -> list[str]:
     """Every LibriSpeech reader any spec uses (faster-whisper's two included: their SPEAKERS.TXT lines)."""
-    ids = {p.removeprefix("ls") for spec in (*TUNE, *HELDOUT, *LONG) for p in spec.speakers if p.startswith("ls")}
+    ids = {
+        p.removeprefix("ls") for specs in SPECS.values() for spec in specs for p in spec.speakers if p.startswith("ls")
+    }
     return sorted(ids, key=int)
 
 

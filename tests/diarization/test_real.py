@@ -73,7 +73,7 @@ def test_the_splits_are_disjoint_by_person(built: Built) -> None:
     assert used["tune"].isdisjoint(used["heldout"])
     for split in SPLITS:
         for pid in used[split]:
-            assert real.person(pid).split == ("tune" if split == "long" else split), (split, pid)
+            assert real.person(pid).split == real.SIDE[split], (split, pid)
             if pid.startswith("ls"):  # the fixed reader rule
                 assert real.person(pid).split == ("heldout" if int(pid[2:]) % 3 == 0 else "tune"), pid
     # the turns' speakers are the records' speakers, and each source file belongs to one person
@@ -143,6 +143,7 @@ def test_the_kind_checks_reject_what_they_should(built: Built) -> None:
     assert not real.covers(by_name["tune_mm_2"], "mixed_sex")
     assert not real.covers(by_name["tune_mm_2"], "partial_overlap")
     assert not real.covers(by_name["heldout_talk_4"], "overlap")
+    assert not real.covers(by_name["long_call_4"], "norepeat") and real.repeats(by_name["heldout_reader_m_1"])
 
 
 def test_turns_are_speech_and_the_rest_is_silence(built: Built) -> None:
@@ -167,7 +168,7 @@ def test_turns_are_speech_and_the_rest_is_silence(built: Built) -> None:
 def test_the_reference_is_the_vendored_audio(built: Built) -> None:
     """A turn's samples are its source piece times one gain per speaker and clip (overlaps aside)."""
     sources = real._Sources(VENDOR)
-    for clip, record in built["tune"][:4] + built["heldout"][2:5]:
+    for clip, record in built["tune"][:4] + built["heldout"][2:5] + built["heldout_norepeat"][:4]:
         if "recorded" in record.kinds or _spec(record.name).noise:
             continue
         spans = real.overlap_spans(record.turns)
@@ -187,6 +188,39 @@ def test_the_reference_is_the_vendored_audio(built: Built) -> None:
             assert abs(gains.setdefault(t.speaker, gain) - gain) < 1e-3, (record.name, t)
             assert 10 ** (-real.GAIN_DB / 20) - 1e-3 <= gain <= 10 ** (real.GAIN_DB / 20) + 1e-3
             np.testing.assert_allclose(got, piece.audio * gain, rtol=1e-3, atol=2 / 32768)  # int16, truncated
+
+
+def test_heldout_norepeat_says_no_audio_twice_and_has_heldout_readers_only(built: Built) -> None:
+    """Each reader's pieces once each, nothing else: no two turns of a clip share any audio."""
+    sources = real._Sources(VENDOR)
+    heldout_readers = {p for spec in real.HELDOUT for p in spec.speakers if p.startswith("ls")}
+    records = [r for _, r in built["heldout_norepeat"]]
+    assert 7 <= len(records) <= 9
+    assert {len(r.speakers) for r in records} == {2, 3, 4, 5, 6}
+    assert {"male_male", "female_female", "mixed_sex"} <= set().union(*(r.kinds for r in records))
+    assert sum("partial_overlap" in r.kinds for r in records) >= 2
+    others = {s.seed for split in SPLITS if split != "heldout_norepeat" for s in real.SPECS[split]}
+    assert others.isdisjoint(s.seed for s in real.NOREPEAT)
+    for record in records:
+        assert "norepeat" in record.kinds and real.covers(record, "norepeat"), record.name
+        assert [k for k in record.kinds if not real.covers(record, k)] == [], record.name
+        assert 20.0 <= record.duration <= 110.0, (record.name, record.duration)  # not the 57-110 s of the others
+        assert not any(t.backchannel for t in record.turns), record.name  # a back-channel's word is in a piece
+        for speaker in record.speakers:
+            pid = speaker.label
+            assert pid in heldout_readers and int(pid[2:]) % 3 == 0 and real.person(pid).split == "heldout", pid
+        # no two turns share a source piece, and every piece of a reader's utterance is said once
+        said = [(t.source, round(t.offset * SAMPLE_RATE)) for t in record.turns]
+        assert len(said) == len(set(said)), record.name
+        assert real.repeats(record) == [], record.name
+        for speaker in record.speakers:
+            pieces = sources.utterance(speaker.label).pieces
+            turns = [t for t in record.turns if t.speaker == speaker.label]
+            assert {t.source for t in turns} == {sources.file(speaker.label)}
+            assert sorted(round(t.offset * SAMPLE_RATE) for t in turns) == [p.start for p in pieces], record.name
+            assert [round((t.end - t.start) * SAMPLE_RATE) for t in sorted(turns, key=lambda t: t.offset)] == [
+                len(p.audio) for p in pieces
+            ], record.name
 
 
 def test_the_monologues_minor_speakers_and_long_call_are_what_they_say(built: Built) -> None:
