@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.diarization.spectral import SpectralSettings
+
 
 @dataclass(frozen=True)
 class DiarizationConfig:
@@ -45,13 +47,9 @@ class DiarizationConfig:
     # spectral clustering: the network runs once over each segment's middle unit_pass_s and the
     # units are pooled from that pass (onnx.OnnxCamPlusPlusFrames): the cost of diarization.
     unit_pass_s: float = 3.0
-    # spectral clustering: share of each unit's similarities kept (its nearest neighbours), at least
-    # min_neighbours; the smallest cluster (in units) that is a speaker; the centroid similarity at which two
-    # clusters are one speaker (docs/DIARIZATION.md, issue 21).
-    spectral_keep: float = 0.012
-    spectral_min_neighbours: int = 10
-    min_cluster_units: int = 3
-    merge_cos: float = 0.6
+    # spectral clustering: neighbours kept, smallest speaker, merge similarity (their defaults and
+    # why: pipeline/diarization/spectral.py and docs/DIARIZATION.md, issue 21).
+    spectral: SpectralSettings = field(default_factory=SpectralSettings)
     # Segments at least this long form the speakers; shorter ones join the nearest (segments
     # clustering). Short segments are mostly a word or two and embed noisily: 2.5 s was best (above).
     min_train_s: float = 2.5
@@ -105,12 +103,6 @@ class DiarizationConfig:
             )
         if self.unit_pass_s < self.unit_s:
             raise ValueError(f"unit_pass_s must be at least unit_s, got {self.unit_pass_s}")
-        if not 0.0 <= self.spectral_keep < 1.0 or self.spectral_min_neighbours < 1 or self.min_cluster_units < 1:
-            raise ValueError(
-                "spectral_keep must be in [0, 1), spectral_min_neighbours and min_cluster_units at least 1"
-            )
-        if not 0.0 < self.merge_cos <= 1.0:
-            raise ValueError(f"merge_cos must be in (0, 1], got {self.merge_cos}")
         if self.min_train_s < 0:
             raise ValueError(f"min_train_s must be 0 or more, got {self.min_train_s}")
         if self.embedding_runtime not in ("onnx", "torch"):

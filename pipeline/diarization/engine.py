@@ -177,7 +177,7 @@ class Diarizer:
         return {
             "engine": "pyannote.audio" + (" (pipeline_dir)" if c.pipeline_dir else " (segmentation-3.0 + CAM++)"),
             "clustering": "pipeline_dir" if c.pipeline_dir else c.clustering,
-            "merge_cos": c.merge_cos,
+            "merge_cos": c.spectral.merge_cos,
             "min_train_s": c.min_train_s,
             "spectral_weight": c.spectral_weight,
             "device": str(self.device),

@@ -83,7 +83,7 @@ class LightDiarizer:
             "device": self.device,
             "embedding_runtime": self.embedding_runtime,
             "clustering": c.clustering,
-            "merge_cos": c.merge_cos,
+            "merge_cos": c.spectral.merge_cos,
             "unit_s": c.unit_s,
             "unit_shift_s": c.unit_shift_s,
             "unit_pass_s": c.unit_pass_s,

@@ -346,11 +346,6 @@ def spectral_turns(
     return [(s, e, str(k)) for s, e, k in label_frames(activity, units, labels, frames, duration_s)]
 
 
-def spectral_settings(config: DiarizationConfig) -> SpectralSettings:
-    c = config
-    return SpectralSettings(c.spectral_keep, c.spectral_min_neighbours, c.min_cluster_units, c.merge_cos)
-
-
 def turns(
     config: DiarizationConfig,
     activity: np.ndarray,
@@ -368,7 +363,7 @@ def turns(
     c = config
     if c.clustering == "spectral":
         return spectral_turns(
-            activity, frames, duration_s, embed_units, spectral_settings(c), c.unit_s, c.unit_shift_s,
+            activity, frames, duration_s, embed_units, c.spectral, c.unit_s, c.unit_shift_s,
             c.min_unit_s, c.unit_pass_s, min_speakers, max_speakers,
         )  # fmt: skip
     return speaker_turns(
@@ -387,7 +382,6 @@ __all__ = [
     "label_units",
     "middle",
     "plan_units",
-    "spectral_settings",
     "find_segments",
     "label_frames",
     "speaker_turns",

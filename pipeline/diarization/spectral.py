@@ -41,6 +41,14 @@ class SpectralSettings:
     # rest join the nearest centroid: eigh is cubic in the units (2,000: about 2 s, 30 MB).
     max_units: int = 2000
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.keep < 1.0 or self.min_neighbours < 1 or self.min_cluster_size < 1:
+            raise ValueError("keep must be in [0, 1), min_neighbours and min_cluster_size at least 1")
+        if not 0.0 < self.merge_cos <= 1.0:
+            raise ValueError(f"merge_cos must be in (0, 1], got {self.merge_cos}")
+        if self.min_units < 2 or self.max_units < self.min_units:
+            raise ValueError(f"need 2 <= min_units <= max_units, got {self.min_units}, {self.max_units}")
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

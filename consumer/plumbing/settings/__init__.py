@@ -33,6 +33,7 @@ from consumer.plumbing.settings.groups import (
 )
 from pipeline.config import EngineConfig, ProfileOverrides
 from pipeline.diarization import DiarizationConfig
+from pipeline.diarization.spectral import SpectralSettings
 
 __all__ = [
     "GROUPS",
@@ -92,7 +93,7 @@ class WorkerSettings(
             hf_token=self.hf_token.get_secret_value() if self.hf_token else None,
             threshold=self.diarization_threshold,
             clustering=self.diarization_clustering,
-            merge_cos=self.diarization_merge_cos,
+            spectral=SpectralSettings(merge_cos=self.diarization_merge_cos),
             unit_pass_s=self.diarization_unit_pass_s,
             min_train_s=self.diarization_min_train_s,
             embedding_runtime=self.diarization_embedding_runtime,
