@@ -243,7 +243,7 @@ class InferenceSettings(_Group):
 
 
 class DiarizationSettings(_Group):
-    """Diarization: who spoke when (pipeline/diarization.py, docs/DIARIZATION.md)."""
+    """Diarization: who spoke when (pipeline/diarization/, docs/DIARIZATION.md)."""
 
     enable_diarization: bool = Field(
         False, description="Whether this worker runs speaker diarization at all (loads its models at start)."
