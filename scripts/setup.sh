@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pair in ffmpeg:ffmpeg sox:sox espeak-ng:espeak-ng java:openjdk-17-jre-headless mvn:maven; do
+for pair in ffmpeg:ffmpeg sox:sox espeak-ng:espeak-ng java:openjdk-17-jre-headless mvn:maven shellcheck:shellcheck; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then

@@ -17,6 +17,7 @@ while IFS='=' read -r name value; do
   key="${key//___/-}"; key="${key//__/@}"; key="${key//_/.}"; key="${key//@/_}"
   echo "${key,,}=${value}" >> "$conf"
 done < <(env)
+# shellcheck disable=SC2206  # KAFKA_HEAP_OPTS holds several JVM flags: splitting it into words is meant
 java_cmd=(java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -Djava.awt.headless=true
   -Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties -cp '/opt/kafka/libs/*')
 data_dir="$(sed -n 's/^log\.dirs=//p' "$conf")"
