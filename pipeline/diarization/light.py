@@ -133,14 +133,14 @@ class LightDiarizer:
         pooled: dict[int, np.ndarray] = {}
         for part in self._pool.map(lambda jobs: [(i, self._pass(samples, p)) for i, p in jobs], parts):
             pooled.update(part)
-        rows = [pooled[i] for i in range(len(passes)) if len(passes[i][1])]
+        rows = [pooled[i] for i in range(len(passes))]
         return np.concatenate(rows) if rows else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
 
     def _pass(self, samples: np.ndarray, stretch: tuple[tuple[float, float], list[tuple[float, float]]]) -> np.ndarray:
         (a, b), units = stretch
         out = np.full((len(units), EMBEDDING_DIM), np.nan, dtype=np.float32)
         piece = samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
-        if len(piece) < MIN_SAMPLES or not units:
+        if len(piece) < MIN_SAMPLES:
             return out
         features = fbank(piece)
         features -= features.mean(axis=0, keepdims=True)

@@ -29,7 +29,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from pipeline.diarization.config import DiarizationConfig
-from pipeline.diarization.spectral import SpectralSettings, cluster_units
+from pipeline.diarization.spectral import SpectralSettings, cluster_units, join_nearest, unit_rows
 from pipeline.diarization.voice import spectral_distance
 
 # Shortest segment worth an embedding: CAM++ needs a few frames after its 2x downsampling, and
@@ -98,11 +98,6 @@ def find_segments(activity: np.ndarray, frames: Frames, duration_s: float) -> li
     return out
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return unit
-
-
 def cluster(
     embeddings: np.ndarray,
     durations: np.ndarray,
@@ -127,7 +122,7 @@ def cluster(
     valid = ~np.isnan(embeddings).any(axis=1)
     if not valid.any():
         return labels
-    x = _normalise(np.nan_to_num(embeddings))
+    x = unit_rows(np.nan_to_num(embeddings))
     distance = np.clip(1.0 - x @ x.T, 0.0, 2.0)
     if spectra is not None and spectral_weight > 0:
         distance = distance + spectral_weight * spectral_distance(spectra)
@@ -308,9 +303,8 @@ def label_units(vectors: np.ndarray, durations: np.ndarray, settings: SpectralSe
     labels[train] = cluster_units(vectors[train], settings, min_speakers, max_speakers)
     rest = np.flatnonzero(valid & ~train)
     if rest.size:
-        x = _normalise(np.nan_to_num(vectors))
-        centres = _normalise(np.stack([x[labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)]))
-        labels[rest] = (x[rest] @ centres.T).argmax(axis=1)
+        x = unit_rows(np.nan_to_num(vectors))
+        labels[rest] = join_nearest(x, labels, rest, np.arange(int(labels.max()) + 1))
     return labels
 
 

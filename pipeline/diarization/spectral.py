@@ -50,9 +50,21 @@ class SpectralSettings:
             raise ValueError(f"need 2 <= min_units <= max_units, got {self.min_units}, {self.max_units}")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` with every row scaled to length 1 (a zero row stays zero)."""
     out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return out
+
+
+def join_nearest(x: np.ndarray, labels: np.ndarray, rows: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """For ``rows`` of ``x`` (unit length), the speaker of ``among`` whose mean is nearest in cosine.
+
+    A speaker's mean is taken over the rows ``labels`` gives it, so rows still unlabelled (-1) or
+    being reassigned count for no one.
+    """
+    centres = unit_rows(np.stack([x[labels == k].mean(axis=0) for k in among]))
+    joined: np.ndarray = among[(x[rows] @ centres.T).argmax(axis=1)]
+    return joined
 
 
 def affinity(x: np.ndarray, keep: float, min_neighbours: int) -> np.ndarray:
@@ -60,10 +72,10 @@ def affinity(x: np.ndarray, keep: float, min_neighbours: int) -> np.ndarray:
     n = len(x)
     sim = x @ x.T
     drop = min(int((1.0 - keep) * n), n - min_neighbours)
-    keep = n - max(drop, 0)
-    if keep < n:
-        # indices of each row's keep largest similarities
-        top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep]
+    kept = n - max(drop, 0)
+    if kept < n:
+        # indices of each row's kept largest similarities
+        top = np.argpartition(-sim, kept - 1, axis=1)[:, :kept]
         pruned = np.zeros_like(sim)
         rows = np.arange(n)[:, None]
         pruned[rows, top] = sim[rows, top]
@@ -129,10 +141,9 @@ def _dissolve_small(labels: np.ndarray, x: np.ndarray, min_size: int) -> np.ndar
         return labels
     if len(large) == 0:
         return np.zeros_like(labels)
-    centres = _unit(np.stack([x[labels == i].mean(axis=0) for i in large]))
     out = labels.copy()
     small = ~np.isin(labels, large)
-    out[small] = large[(x[small] @ centres.T).argmax(axis=1)]
+    out[small] = join_nearest(x, labels, small, large)
     return out
 
 
@@ -142,7 +153,7 @@ def _merge_close(labels: np.ndarray, x: np.ndarray, merge_cos: float, floor: int
         ids = np.unique(out)
         if len(ids) <= max(1, floor):
             return out
-        centres = _unit(np.stack([x[out == i].mean(axis=0) for i in ids]))
+        centres = unit_rows(np.stack([x[out == i].mean(axis=0) for i in ids]))
         sim = np.triu(centres @ centres.T, 1)
         a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
         if sim[a, b] < merge_cos:
@@ -163,7 +174,7 @@ def cluster_units(
     n = len(embeddings)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    x = _unit(embeddings.astype(np.float64))
+    x = unit_rows(embeddings.astype(np.float64))
     if n < max(settings.min_units, min_speakers + 1):
         if min_speakers <= 1 or n <= min_speakers:
             return np.zeros(n, dtype=np.int64)
@@ -173,12 +184,11 @@ def cluster_units(
         sample = np.linspace(0, n - 1, settings.max_units).round().astype(np.int64)
     values, vectors = spectrum(affinity(x[sample], settings.keep, settings.min_neighbours))
     k = count(values, min_speakers, max_speakers)
-    labels = np.zeros(n, dtype=np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
     labels[sample] = kmeans(vectors[:, :k], k) if k > 1 else 0
     if len(sample) < n:
-        centres = _unit(np.stack([x[sample][labels[sample] == i].mean(axis=0) for i in np.unique(labels[sample])]))
         rest = np.setdiff1d(np.arange(n), sample)
-        labels[rest] = np.unique(labels[sample])[(x[rest] @ centres.T).argmax(axis=1)]
+        labels[rest] = join_nearest(x, labels, rest, np.unique(labels[sample]))
     if len(np.unique(labels)) > min_speakers:
         dissolved = _dissolve_small(labels, x, settings.min_cluster_size)
         if len(np.unique(dissolved)) >= min_speakers:
@@ -187,4 +197,4 @@ def cluster_units(
     return _dense(labels)
 
 
-__all__ = ["SpectralSettings", "affinity", "cluster_units", "count", "kmeans", "spectrum"]
+__all__ = ["SpectralSettings", "affinity", "cluster_units", "count", "join_nearest", "kmeans", "spectrum", "unit_rows"]

@@ -237,11 +237,10 @@ def grid(thresholds: list[float], train: list[float], weights: list[float]) -> N
     """tune.grid's pass with GE2E's cosine distance (weighted) added to CAM++'s in the clustering."""
     from pipeline.diarization import make_diarizer
     from pipeline.diarization import segments as seg
-    from pipeline.diarization.light import turns_by_first_appearance
-    from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
-    from pipeline.diarization.speech import find_sound, join, remap
+    from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments
+    from pipeline.diarization.speech import find_sound, join
     from tests.diarization.models import installed_config
-    from tests.diarization.tune import _score, cpu_line
+    from tests.diarization.tune import cpu_line, labelled_turns
 
     seg.spectral_distance = cosine_distances  # cluster(): CAM++ cosine + weight x (the "spectra" rows' cosine)
     ge2e = GE2E()
@@ -265,12 +264,10 @@ def grid(thresholds: list[float], train: list[float], weights: list[float]) -> N
         for clip, sound, activity, frames, segments, vectors, dvectors, duration in cached:
             durations = np.array([s.duration for s in segments])
             labels = cluster(vectors, durations, threshold, min_train, spectra=dvectors, spectral_weight=weight)
-            raw = [(a, b, str(k)) for a, b, k in label_frames(activity, segments, labels, frames, duration)]
-            turns = turns_by_first_appearance(remap(raw, sound))
-            n = len({t.speaker for t in turns})
+            n, der = labelled_turns(clip, sound, activity, segments, labels, frames, duration)
             exact += n == len(clip.speakers)
             found.append(n)
-            ders.append(_score(clip, turns, 0.25))
+            ders.append(der)
         rows.append((exact, statistics.mean(ders), threshold, min_train, weight, found))
     rows.sort(key=lambda r: (-r[0], r[1]))
     print(f"clips: {', '.join(f'{c.name} ({len(c.speakers)})' for c in clips)}")

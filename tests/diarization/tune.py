@@ -72,6 +72,18 @@ def _speech_segments(diarizer: Any, clip: Any) -> tuple[Any, np.ndarray, np.ndar
     return sound, joined, activity, frames, len(joined) / 16_000
 
 
+def labelled_turns(clip: Any, sound: Any, activity: np.ndarray, units: Any, labels: np.ndarray, frames: Any,
+                   duration: float) -> tuple[int, float]:  # fmt: skip
+    """What the engine would return for these labels, scored: (speakers found, DER at a 0.25 s collar)."""
+    from pipeline.diarization.light import turns_by_first_appearance
+    from pipeline.diarization.segments import label_frames
+    from pipeline.diarization.speech import remap
+
+    raw = [(a, b, str(k)) for a, b, k in label_frames(activity, units, labels, frames, duration)]
+    turns = turns_by_first_appearance(remap(raw, sound))
+    return len({t.speaker for t in turns}), _score(clip, turns, 0.25)
+
+
 def spectral_grid(split: str, units: list[str], keeps: list[float], neighbours: list[int], sizes: list[int],
                   merges: list[float], show: int) -> None:  # fmt: skip
     """Every spectral-clustering setting on one segmentation per clip and one embedding pass per unit plan.
@@ -81,10 +93,8 @@ def spectral_grid(split: str, units: list[str], keeps: list[float], neighbours: 
     embedded seconds per clip (the cost of diarization) are printed per plan.
     """
     from pipeline.diarization import make_diarizer
-    from pipeline.diarization.light import turns_by_first_appearance
-    from pipeline.diarization.segments import MIN_EMBED_S, find_segments, label_frames, label_units, plan_units
+    from pipeline.diarization.segments import MIN_EMBED_S, find_segments, label_units, plan_units
     from pipeline.diarization.spectral import SpectralSettings
-    from pipeline.diarization.speech import remap
     from tests.diarization.models import installed_config
 
     diarizer = make_diarizer(installed_config())
@@ -110,12 +120,10 @@ def spectral_grid(split: str, units: list[str], keeps: list[float], neighbours: 
             for clip, sound, activity, frames, duration, pieces, vectors in cached:
                 durations = np.array([u.duration for u in pieces])
                 labels = label_units(vectors, durations, settings, unit_s / 2, 1, 8)
-                raw = [(a, b, str(k)) for a, b, k in label_frames(activity, pieces, labels, frames, duration)]
-                turns = turns_by_first_appearance(remap(raw, sound))
-                n = len({t.speaker for t in turns})
+                n, der = labelled_turns(clip, sound, activity, pieces, labels, frames, duration)
                 exact += n == len(clip.speakers)
                 found.append(n)
-                ders.append(_score(clip, turns, 0.25))
+                ders.append(der)
             rows.append((exact, statistics.mean(ders), unit, keep, near, size, merge, found))
     rows.sort(key=lambda r: (-r[0], r[1]))
     print(f"refs: {' '.join(str(len(c.speakers)) for c in clips)}")
@@ -149,9 +157,8 @@ BASELINE: dict[str, Any] = {
 def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float], weights: list[float]) -> None:
     """Every (threshold, min_train_s, spectral_weight) of the segments clustering on one segmentation + embedding pass per clip."""
     from pipeline.diarization import make_diarizer
-    from pipeline.diarization.light import turns_by_first_appearance
-    from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments, label_frames
-    from pipeline.diarization.speech import find_sound, join, remap
+    from pipeline.diarization.segments import MIN_EMBED_S, Frames, cluster, find_segments
+    from pipeline.diarization.speech import find_sound, join
     from tests.diarization.clips import mix4, sample4
     from tests.diarization.models import installed_config
 
@@ -174,12 +181,10 @@ def grid(split: str, with_dev: bool, thresholds: list[float], train: list[float]
         for clip, sound, activity, frames, segments, vectors, spectra, duration in cached:
             durations = np.array([s.duration for s in segments])
             labels = cluster(vectors, durations, threshold, min_train, spectra=spectra, spectral_weight=weight)
-            raw = [(a, b, str(k)) for a, b, k in label_frames(activity, segments, labels, frames, duration)]
-            turns = turns_by_first_appearance(remap(raw, sound))
-            n = len({t.speaker for t in turns})
+            n, der = labelled_turns(clip, sound, activity, segments, labels, frames, duration)
             exact += n == len(clip.speakers)
             found.append(n)
-            ders.append(_score(clip, turns, 0.25))
+            ders.append(der)
         rows.append((exact, statistics.mean(ders), threshold, min_train, weight, found))
     rows.sort(key=lambda r: (-r[0], r[1]))
     print(f"clips: {', '.join(f'{c.name} ({len(c.speakers)})' for c in clips)}")
