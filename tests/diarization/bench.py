@@ -29,7 +29,7 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
 
 def _der(clip: Any, turns: Any, collar: float) -> float:
-    from tests.diarization.dataset import score
+    from tests.diarization.clips import score
 
     return score(clip, turns, collar)
 

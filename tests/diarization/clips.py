@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import subprocess
 import wave
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -56,6 +58,39 @@ class Clip:
     @property
     def speakers(self) -> set[str]:
         return {t.speaker for t in self.turns}
+
+
+class HypTurn(Protocol):
+    """What a scored turn needs (read-only, so frozen dataclasses such as Turn and SpeakerTurn fit)."""
+
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def speaker(self) -> str: ...
+
+
+def score(
+    clip: Clip, turns: Sequence[HypTurn], collar: float = 0.0, regions: Sequence[tuple[float, float]] | None = None
+) -> float:
+    """Diarization error rate of ``turns`` against the clip's reference, over the whole clip or ``regions``.
+
+    pyannote.metrics with overlaps scored (``skip_overlap=False``); ``collar`` is the total width,
+    half each side of a reference boundary. Every tool and test here scores through this one function.
+    """
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference, hypothesis = Annotation(uri=clip.name), Annotation(uri=clip.name)
+    for ref in clip.turns:
+        reference[Segment(ref.start, ref.end)] = ref.speaker
+    for n, hyp in enumerate(turns):
+        hypothesis[Segment(hyp.start, hyp.end), n] = hyp.speaker
+    spans = [(0.0, clip.duration)] if regions is None else regions
+    uem = Timeline([Segment(s, e) for s, e in spans]).support()
+    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
+    return float(metric(reference, hypothesis, uem=uem))
 
 
 def sample_paths() -> tuple[Path, Path]:

@@ -28,7 +28,6 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from tests.diarization.clips import (
     write_rttm,
     write_wav,
 )
+from tests.diarization.clips import score as score  # the one scorer, kept under the name the tests use
 
 ROOT = Path.home() / ".cache" / "fwv2" / "diarization-set"
 SPLITS = ("tune", "heldout")
@@ -824,26 +824,6 @@ def references(split: str, folder: Path | None = None) -> dict[str, tuple[RefTur
 
 
 # --- scoring ---------------------------------------------------------------------------------
-
-
-class _HypTurn(Protocol):
-    start: float
-    end: float
-    speaker: str
-
-
-def score(clip: Clip, turns: Sequence[_HypTurn], collar: float = 0.0) -> float:
-    """Diarization error rate of ``turns`` against the clip's reference, over the whole clip."""
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference, hypothesis = Annotation(uri=clip.name), Annotation(uri=clip.name)
-    for t in clip.turns:
-        reference[Segment(t.start, t.end)] = t.speaker
-    for n, t in enumerate(turns):
-        hypothesis[Segment(t.start, t.end), n] = t.speaker
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
-    return float(metric(reference, hypothesis, uem=Timeline([Segment(0, clip.duration)])))
 
 
 # --- CLI -------------------------------------------------------------------------------------

