@@ -57,8 +57,13 @@ async def test_probes_and_metrics(
         await publish_references(s, [ref, bad])
         await reader.wait_for([ref.event_id, bad.event_id], timeout_s=120)
         # Counters move just after the commit that follows the publish, and lag is refreshed about
-        # once a second: a reader can see an outcome a moment before its metrics do.
-        awaited = ('fwv2_dead_letters_total{code="UNKNOWN_PROFILE"}', "fwv2_consumer_lag{", 'outcome="transcribed"')
+        # once a second: a reader can see an outcome a moment before its metrics do. Every code's
+        # counter is exported from 0 at start, so wait for the counts themselves, not the names.
+        awaited = (
+            'fwv2_dead_letters_total{code="UNKNOWN_PROFILE"} 1.0',
+            "fwv2_consumer_lag{",
+            'fwv2_events_published_total{outcome="transcribed"} 1.0',
+        )
         async with asyncio.timeout(30):
             while True:
                 metrics = (await asyncio.to_thread(_get, port, "/metrics"))[1]
