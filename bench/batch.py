@@ -16,9 +16,9 @@ import statistics
 from pathlib import Path
 
 from bench.main import run_stage
-from consumer.dev.samples import make_samples
-from consumer.dev.stack import EmbeddedStack
-from consumer.plumbing.settings import Settings
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--wait-ms", type=int, default=200, help="BATCH_MAX_WAIT_MS of the batched side")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    settings = Settings()
+    settings = DevSettings()
     stack = EmbeddedStack(settings, echo=print)
     started_here = not stack.is_running()
     stack.up()

@@ -48,10 +48,10 @@ from bench.tools import (
     stop_worker,
     write_json,
 )
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import make_samples
+from consumer.client import ResultReader, new_reference, upload
 from consumer.plumbing.kafka import make_consumer, make_producer, start_consumer
-from consumer.plumbing.settings import Settings
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
 
 GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -73,7 +73,7 @@ async def _wait_log(path: Path, name: str, timeout_s: float, after: float = 0.0)
     raise TimeoutError(f"no {name} in {path} within {timeout_s} s")
 
 
-async def _lag(s: Settings, partitions: int) -> int:
+async def _lag(s: DevSettings, partitions: int) -> int:
     consumer = make_consumer(s, group_id=s.kafka_group_id)
     await start_consumer(consumer)
     try:
@@ -88,7 +88,7 @@ async def _lag(s: Settings, partitions: int) -> int:
 
 
 async def run_guarantee(
-    settings: Settings,
+    settings: DevSettings,
     guarantee: str,
     clips: list[Path],
     events: int,
@@ -183,7 +183,7 @@ async def run_guarantee(
     }
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+async def run(settings: DevSettings, args: argparse.Namespace) -> dict[str, Any]:
     clips = sorted(make_samples(Path(args.samples)).values())
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", default="/tmp/fwv2-bench-burst")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = DevSettings()
     with embedded_stack(settings):
         payload = asyncio.run(run(settings, args))
     rows = [

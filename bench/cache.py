@@ -32,13 +32,13 @@ from typing import Any
 from minio.datatypes import Part
 
 from bench.tools import fresh_topics
+from consumer.client import ResultReader, new_reference, upload
 from consumer.contract.events import AudioReference, ObjectRef
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import make_samples
-from consumer.dev.stack import EmbeddedStack
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
 from consumer.plumbing.storage import make_client
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 
 DEFAULT_PROFILES = ("whisper-1-fast", "whisper-1")
 KINDS = ("miss", "memory hit (object)", "memory hit (content)", "s3 hit (object)")
@@ -55,7 +55,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def upload_copy(settings: Settings, path: Path, key: str) -> ObjectRef:
+def upload_copy(settings: DevSettings, path: Path, key: str) -> ObjectRef:
     """The same bytes under another key, as a one-part multipart upload: another ETag, same content."""
     client = make_client(settings)
     upload_id = client._create_multipart_upload(settings.s3_bucket, key, {"Content-Type": "application/octet-stream"})  # noqa: SLF001
@@ -67,7 +67,7 @@ def upload_copy(settings: Settings, path: Path, key: str) -> ObjectRef:
 class Stage:
     """A worker process, a producer and a reader on fresh topics."""
 
-    def __init__(self, settings: Settings, threads: int, log_path: Path) -> None:
+    def __init__(self, settings: DevSettings, threads: int, log_path: Path) -> None:
         self.settings = settings
         self.threads = threads
         self.log_path = log_path
@@ -101,7 +101,7 @@ class Stage:
 
 
 async def timed(
-    producer: Any, reader: ResultReader, settings: Settings, ref: AudioReference
+    producer: Any, reader: ResultReader, settings: DevSettings, ref: AudioReference
 ) -> tuple[float, dict[str, Any]]:
     """Produce one event and wait for its transcript: (seconds end to end, the record)."""
     started = time.perf_counter()
@@ -114,7 +114,7 @@ async def timed(
 
 
 async def run(
-    settings: Settings, files: list[Path], profiles: list[str], hits: int, threads: int, log_path: Path
+    settings: DevSettings, files: list[Path], profiles: list[str], hits: int, threads: int, log_path: Path
 ) -> Timings:
     s = await fresh_topics(settings, "bench")
     run_id = s.kafka_group_id.removeprefix("bench-")
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hits", type=int, default=5, help="memory hits per clip and profile")
     parser.add_argument("--files", nargs="*", help="audio files (default: the sample clips)")
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = DevSettings()
     stack = EmbeddedStack(settings, echo=_say)
     started_here = not stack.is_running()
     stack.up()

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import make_samples
-from consumer.dev.stack.topology import ensure_topics, stage_topics
+from consumer.client import ResultReader, new_reference, upload
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.provision import ensure_topics, stage_topics
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
 
 PROFILE = "whisper-1-fast"
 
@@ -57,7 +57,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def direct(settings: Settings, files: list[Path]) -> Side:
+async def direct(settings: DevSettings, files: list[Path]) -> Side:
     """N at once the way `fwv2 submit` does it (upload, publish, read the result topic), one producer for all."""
     producer = make_producer(settings, "bench")
     await producer.start()
@@ -120,7 +120,7 @@ async def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("fwv2 gateway did not become ready")
 
 
-async def bench(settings: Settings, n: int, rounds: int, threads: int, single: int) -> list[tuple[Side, Side]]:
+async def bench(settings: DevSettings, n: int, rounds: int, threads: int, single: int) -> list[tuple[Side, Side]]:
     run = uuid.uuid4().hex[:8]
     s = settings.model_copy(
         update={
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="the worker's CPU_THREADS")
     parser.add_argument("--single", type=int, default=8, help="requests sent one at a time each way, after the rounds")
     args = parser.parse_args(argv)
-    results = asyncio.run(bench(Settings(), args.n, args.rounds, args.threads, args.single))
+    results = asyncio.run(bench(DevSettings(), args.n, args.rounds, args.threads, args.single))
     print(markdown(results, args.n, args.threads))
     return 0
 

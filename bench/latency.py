@@ -41,10 +41,10 @@ from bench.tools import (
     stop_worker,
     write_json,
 )
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import VOICE, WORDS_PER_MINUTE, require_tools
+from consumer.client import ResultReader, new_reference, upload
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
+from devtools.samples import VOICE, WORDS_PER_MINUTE, require_tools
+from devtools.settings import DevSettings
 
 CLIP_TEXT = "The next train to the city leaves from the main platform in a few minutes."
 CLIP_SECONDS = 5.0
@@ -160,7 +160,7 @@ class Bare:
 
 
 async def measure(
-    settings: Settings, clip: Path, events: int, block: int, profile: str, threads: int, log_path: Path
+    settings: DevSettings, clip: Path, events: int, block: int, profile: str, threads: int, log_path: Path
 ) -> dict[str, Any]:
     s = await fresh_topics(settings, "bench-latency")
     obj = upload(s, clip, key=f"bench-latency/{s.kafka_group_id}/{clip.name}")
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = DevSettings()
     threads = args.threads or settings.cpu_threads or os.cpu_count() or 1
     if args.bare_child:
         return bare_child(args.profile, threads, str(args.clip))

@@ -44,9 +44,9 @@ from bench.tools import (
     stop_worker,
     write_json,
 )
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.samples import make_samples
-from consumer.plumbing.settings import Settings
+from consumer.client import ResultReader, new_reference, publish_references, upload
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
 
 PAUSE_S = 1.5
 
@@ -177,7 +177,7 @@ def run_bare(profile: str, threads: int, path: Path, window_s: int = 0) -> dict[
 
 
 async def run_stage(
-    settings: Settings, path: Path, warm_clip: Path, profile: str, threads: int, log_path: Path
+    settings: DevSettings, path: Path, warm_clip: Path, profile: str, threads: int, log_path: Path
 ) -> dict[str, Any]:
     s = await fresh_topics(settings, "bench-long")
     long_obj = upload(s, path, key=f"bench-long/{s.kafka_group_id}/{path.name}")
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures (and the RSS series) here")
     parser.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = DevSettings()
     threads = args.threads or settings.cpu_threads or os.cpu_count() or 1
     if args.bare_child:
         return bare_child(args.profile, threads, str(args.file), args.window_s)

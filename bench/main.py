@@ -23,10 +23,10 @@ from typing import Any
 
 from bench.bare import peak_rss_bytes
 from bench.tools import fresh_topics
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.samples import make_samples
-from consumer.dev.stack import EmbeddedStack
-from consumer.plumbing.settings import Settings
+from consumer.client import ResultReader, new_reference, publish_references, upload
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 from pipeline.types import Granularity
 
 DEFAULT_PROFILES = ("whisper-1-fast", "whisper-1")
@@ -84,7 +84,7 @@ def run_bare(profile: str, threads: int, files: list[Path], words: bool = False)
 
 
 async def run_stage(
-    settings: Settings,
+    settings: DevSettings,
     profile: str,
     threads: int,
     files: list[Path],
@@ -166,7 +166,7 @@ def _agreement(a: list[str], b: list[str]) -> float:
     return sum(x == y for x, y in norm) / len(norm)
 
 
-def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+def run_bench(settings: DevSettings, args: argparse.Namespace) -> int:
     if getattr(args, "cache", False):  # `fwv2 bench --cache`: bench/cache.py
         from bench.cache import main as bench_cache
 

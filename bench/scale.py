@@ -38,11 +38,11 @@ from bench.tools import (
     stop_worker,
     write_json,
 )
+from consumer.client import ResultReader, new_reference, upload
 from consumer.contract.events import ObjectRef
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import make_samples
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
 
 
 def current_assignment(log_path: Path) -> set[str]:
@@ -75,7 +75,7 @@ async def wait_for_balance(logs: list[Path], topic: str, partitions: int, timeou
 
 
 async def run_config(
-    settings: Settings,
+    settings: DevSettings,
     objects_for: Any,
     workers: int,
     threads: int,
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="*", help="clips (default: the sample clips)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = DevSettings()
     cores = args.cores or os.cpu_count() or 2
     if cores < 2:
         parser.error("two workers need at least two cores to split")
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         uploaded: dict[str, list[ObjectRef]] = {}
 
-        def objects_for(s: Settings) -> list[ObjectRef]:
+        def objects_for(s: DevSettings) -> list[ObjectRef]:
             if "objects" not in uploaded:  # the same objects for every configuration
                 uploaded["objects"] = [upload(s, c, key=f"bench-scale/{s.kafka_group_id}/{c.name}") for c in clips]
             return uploaded["objects"]

@@ -38,14 +38,14 @@ from bench.tools import (
     stop_worker,
     write_json,
 )
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import make_samples
+from consumer.client import ResultReader, new_reference, upload
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
 
 
 async def run(
-    settings: Settings, clips: list[Path], events: int, every: int, profile: str, threads: int, log_path: Path
+    settings: DevSettings, clips: list[Path], events: int, every: int, profile: str, threads: int, log_path: Path
 ) -> dict[str, Any]:
     s = await fresh_topics(settings, "bench-soak")
     objects = [upload(s, c, key=f"bench-soak/{s.kafka_group_id}/{c.name}") for c in clips]
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="*", help="clips (default: the sample clips)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = DevSettings()
     threads = args.threads or settings.cpu_threads or os.cpu_count() or 1
     with embedded_stack(settings):
         clips = (

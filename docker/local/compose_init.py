@@ -19,8 +19,7 @@ from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
 
-from consumer.dev.stack.notify import ensure_bucket_notification
-from consumer.dev.stack.topology import ensure_bucket, ensure_topics
+from consumer.plumbing.provision import ensure_bucket, ensure_bucket_notification, ensure_topics
 
 TOPICS = [
     "audio.references",

@@ -1,4 +1,4 @@
-"""The diarization test set (tests/diarization/dataset.py): reproducible, exact, and covering what it claims.
+"""The diarization test set (bench/diarization/dataset.py): reproducible, exact, and covering what it claims.
 
 Both splits are built once into a temporary folder (espeak-ng and sox, about 15 s on two cores)
 and once more into a second folder to prove the build is byte-identical.
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.diarization import dataset
-from tests.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm
-from tests.diarization.dataset import PROPERTIES, SPLITS, Record
+from bench.diarization import dataset
+from bench.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm
+from bench.diarization.dataset import PROPERTIES, SPLITS, Record
 
 SILENT_RMS = 1e-3  # a gap may hold the 1e-4 noise floor, nothing louder
 SPEECH_RMS = 0.01  # every turn is scaled to about 0.05 RMS

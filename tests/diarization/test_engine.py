@@ -17,6 +17,17 @@ import numpy as np
 import pytest
 import torch
 
+from bench.diarization.clips import (
+    ESPEAK_VOICES,
+    SAMPLE_RATE,
+    SENTENCES,
+    Clip,
+    espeak,
+    sample,
+    score,
+    single_speaker_pieces,
+)
+from bench.diarization.models import installed_config
 from pipeline.diarization import (
     DiarizationModelsMissingError,
     Diarizer,
@@ -27,17 +38,6 @@ from pipeline.diarization.campplus import FBANK_BINS, CAMPlusPlus, load_campplus
 from pipeline.diarization.embedding import CamPlusPlusEmbedding, fbank
 from pipeline.diarization.onnx import EXPORT_TOLERANCE, OnnxCamPlusPlus, export, onnx_path
 from pipeline.diarization.speech import FRAME, MARGIN_S
-from tests.diarization.clips import (
-    ESPEAK_VOICES,
-    SAMPLE_RATE,
-    SENTENCES,
-    Clip,
-    espeak,
-    sample,
-    score,
-    single_speaker_pieces,
-)
-from tests.diarization.models import installed_config
 
 # Bounds from docs/DIARIZATION.md: with pyannote's clustering (step 0.2, threshold 0.7) sample.wav
 # measured 7.1 % (collar 0) and 0.2 % (collar 0.5 s), and every step from 0.1 to 0.5 stayed within

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.diarization.bench import _der
+from bench.diarization.clips import Clip, sample
+from bench.diarization.models import installed_config
 from pipeline.diarization import make_diarizer
 from pipeline.diarization.assign import SpeakerTurn
 from pipeline.diarization.embedding import fbank as torch_fbank
@@ -18,9 +21,6 @@ from pipeline.diarization.light import LightDiarizer
 from pipeline.diarization.onnx import OnnxSegmentation
 from pipeline.diarization.segments import MAX_EMBED_S, Segment
 from pipeline.diarization.voice import spectra
-from tests.diarization.bench import _der
-from tests.diarization.clips import Clip, sample
-from tests.diarization.models import installed_config
 from tests.diarization.test_engine import MAX_DER_COLLAR_0, MAX_DER_COLLAR_05
 
 

@@ -1,4 +1,4 @@
-"""The real-speech diarization set (tests/diarization/real.py): disjoint by person, reproducible, exact.
+"""The real-speech diarization set (bench/diarization/real.py): disjoint by person, reproducible, exact.
 
 Every split is built once into a temporary folder from tests/data/real_speech/ (no ffmpeg, no
 model; a few seconds) and once more into a second folder to prove the build is byte-identical.
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.diarization import real
-from tests.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm
-from tests.diarization.real import SET_KINDS, SPLITS, VENDOR, Record
+from bench.diarization import real
+from bench.diarization.clips import SAMPLE_RATE, Clip, Turn, read_rttm
+from bench.diarization.real import SET_KINDS, SPLITS, VENDOR, Record
 
 SILENT_RMS = 1e-3  # outside the turns: digital silence, or a clip's deliberate 3e-4 noise floor
 SPEECH_RMS = 2e-3  # every turn: its utterance is at 0.03 RMS over speech frames (+-3 dB); soft words are lower

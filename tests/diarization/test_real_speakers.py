@@ -1,6 +1,6 @@
 """Speakers on real voices (issue 21): the CPU engine with its defaults and no hints, on recorded speech.
 
-The defaults were chosen on the ``tune`` split of tests/diarization/real.py; these checks run on
+The defaults were chosen on the ``tune`` split of bench/diarization/real.py; these checks run on
 held-out readers as well, so they say how the defaults generalise rather than that they were tuned.
 The bounds leave room for one CPU kind's rounding (AVX2 against AVX-512), not for a wrong count.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from bench.diarization import real
+from bench.diarization.clips import Clip
+from bench.diarization.models import installed_config
 from pipeline.diarization import make_diarizer
 from pipeline.diarization.light import LightDiarizer
 from pipeline.diarization.onnx import OnnxCamPlusPlusFrames, frames_paths, onnx_path
-from tests.diarization import real
-from tests.diarization.clips import Clip
-from tests.diarization.models import installed_config
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 from openai import AsyncOpenAI
 
-from consumer.plumbing.settings import Settings
-from gateway.server import serve_in_thread
+from consumer.gateway.server import serve_in_thread
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.integration.conftest import (  # noqa: F401 - fixtures, used by name
     pipeline,
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 @asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[str]:
+async def running_gateway(settings: DevSettings) -> AsyncIterator[str]:
     """A gateway in its own thread and event loop (as in production, a process of its own); its base URL."""
     served = serve_in_thread(settings)
     url = await asyncio.to_thread(served.__enter__)
@@ -49,12 +49,12 @@ def openai_client(url: str, api_key: str = "unused", timeout: float = 300) -> As
 @dataclass(frozen=True)
 class Served:
     url: str
-    settings: Settings
+    settings: DevSettings
     client: AsyncOpenAI
 
 
 @pytest.fixture
-async def served(settings: Settings, pipeline: Pipeline) -> AsyncIterator[Served]:
+async def served(settings: DevSettings, pipeline: Pipeline) -> AsyncIterator[Served]:
     """A worker and a gateway on this test's fresh topics."""
     s = settings.model_copy(update={"gateway_request_timeout_s": 240.0})
     async with running_worker(s, pipeline), running_gateway(s) as url:

@@ -11,12 +11,12 @@ from typing import Any
 import httpx2 as httpx
 from aiokafka import TopicPartition
 
+from consumer.gateway.submit import make_storage
 from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
-from consumer.plumbing.settings import Settings
-from gateway.submit import make_storage
+from devtools.settings import DevSettings
 
 
-def objects_under(settings: Settings) -> list[str]:
+def objects_under(settings: DevSettings) -> list[str]:
     """Keys under the gateway's upload prefix: complete objects and unfinished multipart uploads alike."""
     storage = make_storage(settings)
     keys = [
@@ -27,7 +27,7 @@ def objects_under(settings: Settings) -> list[str]:
     return keys + [f"(unfinished) {u.object_name}" for u in uploads.uploads]
 
 
-async def input_records(settings: Settings) -> int:
+async def input_records(settings: DevSettings) -> int:
     """How many records the input topic holds: every published AudioReference."""
     consumer = make_consumer(settings, group_id=None)
     await start_consumer(consumer)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.samples import SAMPLES
-from consumer.plumbing.settings import Settings
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.gateway.helpers import assert_openai_error, poll, post_form
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_slow_answer_is_504_with_the_id_and_can_be_fetched_later(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path]
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     s = settings.model_copy(update={"gateway_request_timeout_s": 1.0})
     clip = SAMPLES[0]
@@ -50,7 +50,7 @@ async def test_a_slow_answer_is_504_with_the_id_and_can_be_fetched_later(
 
 
 async def test_async_mode_and_a_second_replica_that_sees_every_result(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path]
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     s = settings.model_copy(update={"gateway_request_timeout_s": 120.0})
     async with running_worker(s, pipeline), running_gateway(s) as a, running_gateway(s) as b:

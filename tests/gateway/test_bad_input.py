@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.plumbing.settings import Settings
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import running_gateway
 from tests.gateway.helpers import assert_openai_error, input_records, objects_under, png_bytes, post_form
@@ -21,7 +21,7 @@ LIMIT = 1_000_000  # MAX_OBJECT_BYTES for these tests: the sample clips (under 4
 
 
 @pytest.fixture
-def small(settings: Settings) -> Settings:
+def small(settings: DevSettings) -> DevSettings:
     return settings.model_copy(
         update={
             "max_object_bytes": LIMIT,
@@ -31,7 +31,7 @@ def small(settings: Settings) -> Settings:
     )
 
 
-async def test_refused_before_anything_is_uploaded(small: Settings, samples: dict[str, Path]) -> None:
+async def test_refused_before_anything_is_uploaded(small: DevSettings, samples: dict[str, Path]) -> None:
     audio = samples["weather"].read_bytes()
     async with running_gateway(small) as url:
         # Unknown model sent first (the openai SDK's order): refused before the file is read.
@@ -70,7 +70,7 @@ async def test_refused_before_anything_is_uploaded(small: Settings, samples: dic
     assert await input_records(small) == 0
 
 
-async def test_a_png_is_415_from_the_workers_dead_letter(small: Settings, pipeline: Pipeline) -> None:
+async def test_a_png_is_415_from_the_workers_dead_letter(small: DevSettings, pipeline: Pipeline) -> None:
     # No sniffing in the gateway: the worker's decoder is the one authority on what is audio.
     async with running_worker(small, pipeline), running_gateway(small) as url:
         answer = await post_form(
@@ -80,7 +80,7 @@ async def test_a_png_is_415_from_the_workers_dead_letter(small: Settings, pipeli
     assert error["event_id"] == answer.headers["x-event-id"]
 
 
-async def test_over_the_limit_is_413_and_leaves_no_object(small: Settings) -> None:
+async def test_over_the_limit_is_413_and_leaves_no_object(small: DevSettings) -> None:
     big = b"RIFF" + bytes(1_500_000)
     async with running_gateway(small) as url:
         # Content-Length far over the limit: refused from the headers, the body unread.
@@ -97,7 +97,7 @@ async def test_over_the_limit_is_413_and_leaves_no_object(small: Settings) -> No
 
 
 async def test_a_client_gone_mid_upload_leaves_nothing_and_the_gateway_serves_on(
-    small: Settings, pipeline: Pipeline, samples: dict[str, Path]
+    small: DevSettings, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     async with running_worker(small, pipeline), running_gateway(small) as url:
         host, port = url.removeprefix("http://").split(":")

@@ -15,8 +15,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from consumer.dev.samples import SAMPLES
-from consumer.plumbing.settings import Settings
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from tests.gateway.conftest import Served, running_gateway
 from tests.gateway.helpers import input_records, objects_under
 from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
@@ -73,7 +73,7 @@ BAD = [
 ]
 
 
-async def test_a_bad_granularity_is_400_naming_it(settings: Settings, samples: dict[str, Path]) -> None:
+async def test_a_bad_granularity_is_400_naming_it(settings: DevSettings, samples: dict[str, Path]) -> None:
     s = settings.model_copy(update={"gateway_upload_prefix": f"gateway-test-{uuid.uuid4().hex[:8]}/"})
     async with running_gateway(s) as url:  # no worker: nothing may get as far as one
         client = sync_client(url)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from consumer.contract.registry import framing
-from consumer.dev.samples import SAMPLES
 from consumer.plumbing.kafka import make_consumer, start_consumer
-from consumer.plumbing.settings import Settings
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import Served, openai_client, running_gateway
 from tests.integration.conftest import running_worker
@@ -107,7 +107,7 @@ async def test_temperature_and_prompt_are_accepted(served: Served, samples: dict
 
 
 async def test_in_registry_mode_the_gateway_reads_the_confluent_framing(
-    settings: Settings, pipeline: Pipeline, registry_url: str, samples: dict[str, Path]
+    settings: DevSettings, pipeline: Pipeline, registry_url: str, samples: dict[str, Path]
 ) -> None:
     """Worker and gateway both with SCHEMA_REGISTRY_URL: the answer comes back through the Confluent framing."""
     s = settings.model_copy(update={"schema_registry_url": registry_url, "gateway_request_timeout_s": 240.0})

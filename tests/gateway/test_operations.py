@@ -14,8 +14,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from consumer.dev.samples import SAMPLES
-from consumer.plumbing.settings import Settings
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.integration.conftest import running_worker
@@ -24,7 +24,7 @@ from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
 pytestmark = pytest.mark.integration
 
 
-async def test_api_keys_from_a_mounted_file(settings: Settings, tmp_path: Path) -> None:
+async def test_api_keys_from_a_mounted_file(settings: DevSettings, tmp_path: Path) -> None:
     keys = tmp_path / "api-keys"
     keys.write_text("# one key per line\nkey-one\n")
     s = settings.model_copy(update={"gateway_api_keys_file": keys})
@@ -67,7 +67,7 @@ def free_port() -> int:
 
 
 async def test_the_seed_curl_command_against_fwv2_gateway(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path]
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     port = free_port()
     env = {

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.plumbing.settings import Settings
+from bench.diarization.clips import sample4, write_wav
 from consumer.worker.runner import build_pipeline
-from tests.diarization.clips import sample4, write_wav
+from devtools.settings import DevSettings
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.gateway.helpers import poll
 from tests.integration.conftest import running_worker
@@ -19,7 +19,7 @@ from tests.integration.conftest import running_worker
 pytestmark = pytest.mark.integration
 
 
-async def test_a_long_call_comes_back_with_speakers(settings: Settings, tmp_path: Path) -> None:
+async def test_a_long_call_comes_back_with_speakers(settings: DevSettings, tmp_path: Path) -> None:
     pytest.importorskip("pyannote.audio", reason="diarization is an optional extra")
     s = settings.model_copy(update={"enable_diarization": True, "gateway_request_timeout_s": 500.0})
     pipeline = build_pipeline(s)

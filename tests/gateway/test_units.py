@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from consumer.contract.results import Result
-from gateway.errors import ApiError, from_dead_letter
-from gateway.form import read_form
-from gateway.request import build_form, check_field
-from gateway.results import ResultStore
+from consumer.gateway.errors import ApiError, from_dead_letter
+from consumer.gateway.form import read_form
+from consumer.gateway.request import build_form, check_field
+from consumer.gateway.results import ResultStore
 from pipeline.types import Granularity, Task
 
 BOUNDARY = "b0undary"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.client import ResultReader
-from consumer.dev.samples import make_samples
-from consumer.dev.stack import EmbeddedStack
-from consumer.dev.stack.topology import ensure_topics, stage_topics
-from consumer.plumbing.settings import Settings
+from consumer.client import ResultReader
+from consumer.plumbing.provision import ensure_topics, stage_topics
 from consumer.worker.loop import Worker
 from consumer.worker.runner import build_pipeline
+from devtools.samples import make_samples
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 from pipeline.stage import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ PARTITIONS = 3
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True))
+    stack = EmbeddedStack(DevSettings(), echo=lambda m: print(m, flush=True))
     already = stack.is_running()
     stack.up()
     yield stack
@@ -37,7 +37,7 @@ def stack() -> Iterator[EmbeddedStack]:
 @pytest.fixture(scope="session")
 def registry_url(stack: EmbeddedStack) -> Iterator[str]:
     """The Confluent-compatible URL of the stack's schema registry (Apicurio), started if it is not running."""
-    downstream = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True), extras=["registry"])
+    downstream = EmbeddedStack(DevSettings(), echo=lambda m: print(m, flush=True), extras=["registry"])
     already = downstream.registry.pid() is not None
     downstream.up()
     yield downstream.registry.ccompat_url
@@ -48,7 +48,7 @@ def registry_url(stack: EmbeddedStack) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pipeline(stack: EmbeddedStack) -> Pipeline:
     # Two threads: the size of the machines CI runs on.
-    return build_pipeline(Settings(cpu_threads=2))
+    return build_pipeline(DevSettings(cpu_threads=2))
 
 
 @pytest.fixture(scope="session")
@@ -57,10 +57,10 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-async def settings(stack: EmbeddedStack) -> Settings:
-    """Settings on fresh topics and a fresh group, so tests never see each other's events."""
+async def settings(stack: EmbeddedStack) -> DevSettings:
+    """DevSettings on fresh topics and a fresh group, so tests never see each other's events."""
     run = uuid.uuid4().hex[:8]
-    s = Settings(
+    s = DevSettings(
         kafka_input_topic=f"test.{run}.in",
         kafka_output_topic=f"test.{run}.out",
         kafka_dead_letter_topic=f"test.{run}.dlq",
@@ -74,7 +74,7 @@ async def settings(stack: EmbeddedStack) -> Settings:
 
 
 @asynccontextmanager
-async def running_worker(settings: Settings, pipeline: Pipeline) -> AsyncIterator[Worker]:
+async def running_worker(settings: DevSettings, pipeline: Pipeline) -> AsyncIterator[Worker]:
     """A worker of the settings' group, running in this event loop until the block ends."""
     worker = Worker(settings, pipeline)
     stop = asyncio.Event()
@@ -87,6 +87,6 @@ async def running_worker(settings: Settings, pipeline: Pipeline) -> AsyncIterato
 
 
 @pytest.fixture
-async def reader(settings: Settings) -> AsyncIterator[ResultReader]:
+async def reader(settings: DevSettings) -> AsyncIterator[ResultReader]:
     async with ResultReader(settings) as r:
         yield r

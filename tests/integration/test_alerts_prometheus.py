@@ -35,7 +35,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from consumer.plumbing.settings import Settings
+from devtools.settings import DevSettings
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -163,7 +163,7 @@ def metric(port: int, line_prefix: str) -> float:
     return -1.0
 
 
-async def produce(settings: Settings, values: list[bytes]) -> None:
+async def produce(settings: DevSettings, values: list[bytes]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
@@ -174,7 +174,7 @@ async def produce(settings: Settings, values: list[bytes]) -> None:
 
 
 async def test_alerts_fire_on_a_fresh_workers_first_dead_letters(
-    settings: Settings, own_minio: tuple[str, Process], prometheus: tuple[str, Callable[[int], None]], tmp_path: Path
+    settings: DevSettings, own_minio: tuple[str, Process], prometheus: tuple[str, Callable[[int], None]], tmp_path: Path
 ) -> None:
     endpoint, minio = own_minio
     prom, start_prometheus = prometheus

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.client import ResultReader, new_reference, upload
+from consumer.client import ResultReader, new_reference, upload
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
 from consumer.worker.runner import build_pipeline
+from devtools.settings import DevSettings
 from tests.integration.conftest import running_worker
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,7 @@ def files(tmp_path: Path, samples: dict[str, Path]) -> dict[str, Path]:
 
 
 async def test_catalogue(
-    settings: Settings, files: dict[str, Path], samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, files: dict[str, Path], samples: dict[str, Path], reader: ResultReader
 ) -> None:
     # Limits low enough to exercise: 700 s of audio, 6 MB objects (the 6-channel 48 kHz wav is 4.6 MB).
     s = settings.model_copy(update={"max_audio_duration_s": 700.0, "max_object_bytes": 6_000_000})

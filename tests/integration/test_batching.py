@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.events import ObjectRef
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.samples import SAMPLES
-from consumer.plumbing.settings import Settings
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import MAX_CLIP_WER, committed, wer
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_short_clips_share_passes_and_every_event_gets_its_outcome(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     s = settings.model_copy(update={"batch_max_clips": 8, "batch_max_wait_ms": 1000, "result_cache_enabled": False})
     good = []

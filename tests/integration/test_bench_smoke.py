@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.stack import EmbeddedStack
+from devtools.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

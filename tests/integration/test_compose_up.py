@@ -30,8 +30,8 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.dev.samples import SAMPLES, make_samples
 from consumer.plumbing.kafka import partitions_for
+from devtools.samples import SAMPLES, make_samples
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

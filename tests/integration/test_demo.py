@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from consumer.dev.client import ResultReader, publish_references
-from consumer.dev.demo import conversation_reference, load_pipeline, print_conversation, speaker_turns, with_diarization
-from consumer.dev.samples import CONVERSATION, make_conversation
-from consumer.plumbing.settings import Settings
+from consumer.client import ResultReader, publish_references
+from devtools.demo import conversation_reference, load_pipeline, print_conversation, speaker_turns, with_diarization
+from devtools.samples import CONVERSATION, make_conversation
+from devtools.settings import DevSettings
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import wer
 
@@ -23,7 +23,7 @@ _LINE = re.compile(r"^\[\s*\d+\.\d-\s*\d+\.\d\] (SPEAKER_\d\d): \S")
 
 
 async def test_the_conversation_comes_back_with_speakers(
-    settings: Settings,
+    settings: DevSettings,
     reader: ResultReader,
     tmp_path_factory: pytest.TempPathFactory,
     capsys: pytest.CaptureFixture[str],

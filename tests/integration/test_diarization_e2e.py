@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.plumbing.settings import Settings
+from bench.diarization.bench import _speaker_share, _turns_reference
+from bench.diarization.clips import mix4, write_wav
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.worker.runner import build_pipeline
+from devtools.settings import DevSettings
 from pipeline.types import Granularity
-from tests.diarization.bench import _speaker_share, _turns_reference
-from tests.diarization.clips import mix4, write_wav
 from tests.integration.conftest import running_worker
 
 pytestmark = pytest.mark.integration
 
 
 async def test_long_call_gets_speakers_and_short_clip_is_skipped(
-    settings: Settings, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
+    settings: DevSettings, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     s = settings.model_copy(update={"enable_diarization": True})
     pipeline = build_pipeline(s)

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from bench.tools import fresh_topics
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.avro import TRANSCRIPT_EVENT
 from consumer.contract.wire import Wire
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.samples import SAMPLES
-from consumer.dev.stack import EmbeddedStack
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import REPO_ROOT, Settings
+from devtools.samples import SAMPLES
+from devtools.settings import REPO_ROOT, DevSettings
+from devtools.stack import EmbeddedStack
 from pipeline.stage import Pipeline
 from pipeline.types import Granularity
 from tests.integration.conftest import running_worker
@@ -36,7 +36,9 @@ CONNECT = REPO_ROOT / "deploy" / "connect"
 
 @pytest.fixture(scope="module")
 def downstream(stack: EmbeddedStack) -> Iterator[EmbeddedStack]:
-    servers = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True), extras=["registry", "connect", "postgres"])
+    servers = EmbeddedStack(
+        DevSettings(), echo=lambda m: print(m, flush=True), extras=["registry", "connect", "postgres"]
+    )
     running = {name for name in servers.extras if servers.node(name).pid() is not None}
     servers.up()
     servers.postgres.sql((CONNECT / "postgres.sql").read_text())
@@ -62,7 +64,7 @@ async def test_connect_lands_transcripts_in_postgres_upserted_by_event_id(
     downstream: EmbeddedStack, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     s = await fresh_topics(
-        Settings(schema_registry_url=downstream.registry.ccompat_url, cpu_threads=2, retry_backoff_s=0.05), "sink", 1
+        DevSettings(schema_registry_url=downstream.registry.ccompat_url, cpu_threads=2, retry_backoff_s=0.05), "sink", 1
     )
     run = uuid.uuid4().hex[:8]
     typed_table = f"transcripts_{run}"

@@ -12,14 +12,14 @@ import jiwer
 import pytest
 from aiokafka import TopicPartition
 
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.avro import MAGIC, TRANSCRIPT_EVENT, load_schema
 from consumer.contract.events import ObjectRef
 from consumer.contract.registry import framing
 from consumer.contract.wire import Wire
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.samples import SAMPLES
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
-from consumer.plumbing.settings import Settings
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from pipeline.types import Granularity
 from tests.integration.conftest import running_worker
@@ -48,7 +48,7 @@ def wer(said: str | list[str], heard: str | list[str]) -> float:
     return float(jiwer.wer(said, heard, reference_transform=_NORMALISE, hypothesis_transform=_NORMALISE))
 
 
-async def committed(settings: Settings) -> dict[int, int | None]:
+async def committed(settings: DevSettings) -> dict[int, int | None]:
     """The group's committed offsets on the input topic, read by a separate consumer."""
     consumer = make_consumer(settings, group_id=settings.kafka_group_id)
     await start_consumer(consumer)
@@ -60,7 +60,7 @@ async def committed(settings: Settings) -> dict[int, int | None]:
 
 
 @pytest.fixture(params=["single-object", "registry"])
-async def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+async def settings(request: pytest.FixtureRequest, settings: DevSettings) -> DevSettings:
     """Every test here runs twice: a worker without a schema registry, and one in registry mode."""
     if request.param == "single-object":
         return settings
@@ -68,7 +68,7 @@ async def settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
 
 
 async def test_sample_clips_become_transcripts_with_the_spoken_words(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     refs = []
     for clip in SAMPLES:
@@ -117,7 +117,7 @@ async def test_sample_clips_become_transcripts_with_the_spoken_words(
 
 
 async def test_output_records_are_keyed_and_framed(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     obj = upload(settings, samples["train"])
     ref = new_reference(obj, timestamp_granularities=(Granularity.WORD,), profile="whisper-1-fast")
@@ -146,7 +146,7 @@ async def test_output_records_are_keyed_and_framed(
 
 
 async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     png = tmp_path / "picture.wav"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
@@ -216,7 +216,7 @@ async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
 
 
 async def test_work_in_flight_is_not_committed_until_published(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     """A worker killed mid-inference commits nothing and publishes nothing; the next one does both, once."""
     from consumer.worker.loop import Worker

@@ -33,11 +33,11 @@ import pytest
 from aiokafka import TopicPartition
 
 from bench.tools import fresh_topics
+from consumer.client import new_reference, publish_references, upload
 from consumer.contract.events import decode_transcript
-from consumer.dev.client import new_reference, publish_references, upload
-from consumer.dev.samples import make_conversation
 from consumer.plumbing.kafka import make_consumer, start_consumer
-from consumer.plumbing.settings import Settings
+from devtools.samples import make_conversation
+from devtools.settings import DevSettings
 from tests.integration.test_reliability import WorkerProcess
 from tests.waiting import eventually
 
@@ -55,7 +55,7 @@ def _free_port() -> int:
 class Member(WorkerProcess):
     """A worker process with a metrics port."""
 
-    def __init__(self, settings: Settings, log_dir: Path, name: str, **env: str) -> None:
+    def __init__(self, settings: DevSettings, log_dir: Path, name: str, **env: str) -> None:
         super().__init__(settings, log_dir, name)
         self.name = name
         self.port = _free_port()
@@ -95,13 +95,13 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def one_partition(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+async def one_partition(settings: DevSettings, request: pytest.FixtureRequest) -> DevSettings:
     # The worker's own three topics, one partition each: two workers, one of them idle.
     s = await fresh_topics(settings.model_copy(update={"processing_guarantee": request.param}), "freeze", 1)
     return s
 
 
-async def _outputs(s: Settings, isolation: str) -> list[str]:
+async def _outputs(s: DevSettings, isolation: str) -> list[str]:
     """The event_id of every transcript on the output topic ("dead letter" for each dead letter), read in ``isolation``."""
     consumer = make_consumer(
         s, s.kafka_output_topic, s.kafka_dead_letter_topic, group_id=None, isolation_level=isolation
@@ -124,7 +124,7 @@ async def _outputs(s: Settings, isolation: str) -> list[str]:
     return found
 
 
-async def _committed(s: Settings) -> int | None:
+async def _committed(s: DevSettings) -> int | None:
     consumer = make_consumer(s, group_id=s.kafka_group_id)
     await start_consumer(consumer)
     try:
@@ -133,7 +133,7 @@ async def _committed(s: Settings) -> int | None:
         await consumer.stop()
 
 
-async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_publish_and_commit: bool) -> None:
+async def _freeze_and_thaw(s: DevSettings, clip: Path, tmp_path: Path, *, between_publish_and_commit: bool) -> None:
     extra = {"FAULT_PAUSE_BEFORE_COMMIT_S": "5"} if between_publish_and_commit else {}
     first = Member(s, tmp_path, "first", **extra)
     first.start()
@@ -206,13 +206,13 @@ async def _freeze_and_thaw(s: Settings, clip: Path, tmp_path: Path, *, between_p
     assert codes.count(0) >= 1
 
 
-def _owns(member: Member, s: Settings) -> bool:
+def _owns(member: Member, s: DevSettings) -> bool:
     """Whether the member's latest assignment includes the input partition."""
     lines = [line for line in member.log_text().splitlines() if "partitions_assigned" in line]
     return bool(lines) and f"{s.kafka_input_topic}-0" in lines[-1]
 
 
-def _owner(a: Member, b: Member, s: Settings) -> tuple[Member, Member]:
+def _owner(a: Member, b: Member, s: DevSettings) -> tuple[Member, Member]:
     if _owns(a, s) and not _owns(b, s):
         return a, b
     if _owns(b, s) and not _owns(a, s):
@@ -225,13 +225,13 @@ GUARANTEES = ["at_least_once", "exactly_once"]
 
 @pytest.mark.parametrize("one_partition", GUARANTEES, indirect=True)
 async def test_a_worker_frozen_during_inference_does_not_publish_after_thawing(
-    one_partition: Settings, long_clip: Path, tmp_path: Path
+    one_partition: DevSettings, long_clip: Path, tmp_path: Path
 ) -> None:
     await _freeze_and_thaw(one_partition, long_clip, tmp_path, between_publish_and_commit=False)
 
 
 @pytest.mark.parametrize("one_partition", GUARANTEES, indirect=True)
 async def test_a_worker_frozen_between_publish_and_commit_leaves_one_transcript(
-    one_partition: Settings, long_clip: Path, tmp_path: Path
+    one_partition: DevSettings, long_clip: Path, tmp_path: Path
 ) -> None:
     await _freeze_and_thaw(one_partition, long_clip, tmp_path, between_publish_and_commit=True)

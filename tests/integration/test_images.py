@@ -27,10 +27,10 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from consumer.dev.samples import SAMPLES, make_samples
-from consumer.dev.stack import EmbeddedStack
-from consumer.dev.stack.topology import ensure_topics
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.provision import ensure_topics
+from devtools.samples import SAMPLES, make_samples
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,10 +87,10 @@ def engine() -> None:
 
 
 @pytest.fixture(scope="module")
-def image_settings(engine: None, stack: EmbeddedStack) -> Settings:
+def image_settings(engine: None, stack: EmbeddedStack) -> DevSettings:
     """Fresh topics on the embedded stack (the session's `stack` fixture starts it when it is down)."""
     run = uuid.uuid4().hex[:8]
-    s = Settings(
+    s = DevSettings(
         kafka_input_topic=f"images.{run}.in",
         kafka_cpu_topic=f"images.{run}.cpu",
         kafka_gpu_topic=f"images.{run}.gpu",
@@ -109,7 +109,7 @@ def image_settings(engine: None, stack: EmbeddedStack) -> Settings:
     return s
 
 
-def stage_env(s: Settings, **extra: str) -> list[str]:
+def stage_env(s: DevSettings, **extra: str) -> list[str]:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
         "KAFKA_INPUT_TOPIC": s.kafka_input_topic,
@@ -127,7 +127,7 @@ def stage_env(s: Settings, **extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def worker(image_settings: Settings) -> Iterator[tuple[str, int]]:
+def worker(image_settings: DevSettings) -> Iterator[tuple[str, int]]:
     """The CPU worker image, as the CPU pool runs it: it reads the CPU pool's topic."""
     settings = image_settings
     name, port = f"fwv2-test-worker-{uuid.uuid4().hex[:6]}", free_port()
@@ -162,7 +162,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_worker_image_runs_hardened_healthy_and_transcribes(
-    image_settings: Settings, worker: tuple[str, int], samples: dict[str, Path]
+    image_settings: DevSettings, worker: tuple[str, int], samples: dict[str, Path]
 ) -> None:
     settings = image_settings
     name, port = worker
@@ -213,7 +213,7 @@ def test_worker_image_runs_hardened_healthy_and_transcribes(
 
 
 def test_gateway_image_answers_an_upload(
-    image_settings: Settings, worker: tuple[str, int], samples: dict[str, Path]
+    image_settings: DevSettings, worker: tuple[str, int], samples: dict[str, Path]
 ) -> None:
     settings = image_settings
     name, port = f"fwv2-test-gateway-{uuid.uuid4().hex[:6]}", free_port()
@@ -276,7 +276,7 @@ def test_gateway_image_answers_an_upload(
         docker("rm", "-f", name, check=False)
 
 
-def test_router_image_routes_an_event(image_settings: Settings) -> None:
+def test_router_image_routes_an_event(image_settings: DevSettings) -> None:
     settings = image_settings
     name, port = f"fwv2-test-router-{uuid.uuid4().hex[:6]}", free_port()
     docker(
@@ -315,7 +315,7 @@ def test_router_image_routes_an_event(image_settings: Settings) -> None:
         docker("rm", "-f", name, check=False)
 
 
-async def route_one(settings: Settings, value: bytes) -> bytes:
+async def route_one(settings: DevSettings, value: bytes) -> bytes:
     consumer = AIOKafkaConsumer(
         settings.kafka_cpu_topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -361,6 +361,16 @@ def test_image_sizes_are_reported() -> None:
         size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout.strip())
         print(f"{image}: {size / 1e6:.0f} MB")
         assert 100e6 < size < 2e9, f"{image} is {size} bytes"
+
+
+def test_images_hold_no_developers_tools() -> None:
+    """Issue 22: the embedded stack, demo, samples and benchmarks stay in the checkout, out of the images."""
+    for image in (WORKER_IMAGE, GATEWAY_IMAGE):
+        probe = "import importlib.util as u; print([m for m in ('devtools', 'bench', 'tests') if u.find_spec(m)])"
+        found = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", probe)
+        assert found.stdout.strip() == "[]", f"{image} holds {found.stdout}"
+        demo = docker("run", "--rm", "--network", "none", image, "demo", check=False)
+        assert demo.returncode == 2 and "source checkout" in demo.stderr, demo.stderr[-2000:]
 
 
 def test_chart_runs_the_images_as_built(engine: None) -> None:

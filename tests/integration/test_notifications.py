@@ -1,7 +1,7 @@
 """Drop a file in the bucket: MinIO announces it on Kafka, the worker transcribes it; nobody writes an event.
 
 The embedded stack's MinIO publishes every object created under `incoming/` of the bucket to
-`audio.notifications` (consumer/dev/stack/notify.py). That topic is shared by every test run, so
+`audio.notifications` (devtools/stack/notify.py). That topic is shared by every test run, so
 each test watches only its own sub-prefix: everything else on the topic (older runs' uploads)
 is a notification about nothing this worker watches, and must be skipped without output.
 """
@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-from consumer.dev.client import ResultReader, upload
-from consumer.dev.samples import SAMPLES
-from consumer.dev.stack.notify import STACK_NOTIFICATION_TOPIC, TARGET_ARN
+from consumer.client import ResultReader, upload
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
-from consumer.plumbing.settings import PrefixRule, Settings
+from consumer.plumbing.settings import PrefixRule
 from consumer.plumbing.storage import make_client
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
+from devtools.stack.notify import STACK_NOTIFICATION_TOPIC, TARGET_ARN
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import MAX_CLIP_WER, wer
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def notify_settings(settings: Settings) -> Settings:
+def notify_settings(settings: DevSettings) -> DevSettings:
     """The test's fresh topics and group, reading the stack's notification topic, watching its own prefix."""
     prefix = f"incoming/{settings.kafka_group_id}/"
     return settings.model_copy(
@@ -40,7 +41,7 @@ def notify_settings(settings: Settings) -> Settings:
     )
 
 
-async def notification_ends(settings: Settings) -> dict[TopicPartition, int]:
+async def notification_ends(settings: DevSettings) -> dict[TopicPartition, int]:
     consumer = make_consumer(settings, group_id=None)
     await start_consumer(consumer)
     try:
@@ -53,7 +54,7 @@ async def notification_ends(settings: Settings) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def notifications_since(settings: Settings, starts: dict[TopicPartition, int]) -> list[tuple[bytes, bytes]]:
+async def notifications_since(settings: DevSettings, starts: dict[TopicPartition, int]) -> list[tuple[bytes, bytes]]:
     """(key, value) of every notification published after ``starts``."""
     ends = await notification_ends(settings)
     consumer = make_consumer(settings, group_id=None)
@@ -75,7 +76,7 @@ async def notifications_since(settings: Settings, starts: dict[TopicPartition, i
 
 
 async def test_an_uploaded_file_is_transcribed_without_any_event(
-    notify_settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
+    notify_settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader, tmp_path: Path
 ) -> None:
     s = notify_settings
     rules = make_client(s).get_bucket_notification(s.s3_bucket).queue_config_list

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.plumbing.settings import Settings
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.worker.runner import run_worker
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 
 async def test_probes_and_metrics(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     port = _free_port()
     s = settings.model_copy(update={"metrics_port": port})

@@ -23,13 +23,13 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bench.tools import fresh_topics
+from consumer.client import ResultReader, new_reference, upload
 from consumer.contract.avro import AUDIO_REFERENCE, SCHEMA_DIR, load_schema
 from consumer.contract.registry import SchemaIncompatible, framing
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.samples import SAMPLES
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
 from consumer.worker.loop import Worker
+from devtools.samples import SAMPLES
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 from tests.waiting import eventually
@@ -37,11 +37,11 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-async def _registry_settings(url: str, prefix: str) -> Settings:
-    return await fresh_topics(Settings(schema_registry_url=url, cpu_threads=2, retry_backoff_s=0.05), prefix, 1)
+async def _registry_settings(url: str, prefix: str) -> DevSettings:
+    return await fresh_topics(DevSettings(schema_registry_url=url, cpu_threads=2, retry_backoff_s=0.05), prefix, 1)
 
 
-def _read_stock(settings: Settings, url: str, count: int, timeout_s: float = 240) -> list[Any]:
+def _read_stock(settings: DevSettings, url: str, count: int, timeout_s: float = 240) -> list[Any]:
     """The output topic as a downstream team reads it: librdkafka and confluent-kafka's AvroDeserializer."""
     registry = SchemaRegistryClient({"url": url})
     deserialize = AvroDeserializer(registry)

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.errors import StorageUnavailableError
 from consumer.contract.events import ObjectRef
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.stack import EmbeddedStack
 from consumer.plumbing.kafka import make_producer
-from consumer.plumbing.settings import Settings
 from consumer.plumbing.storage import Blob, BlobStore
 from consumer.worker.loop import Worker
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 from pipeline.stage import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ GUARANTEES = ["at_least_once", "exactly_once"]
 class WorkerProcess:
     """One `fwv2 worker` process of the test's group, restartable."""
 
-    def __init__(self, settings: Settings, log_dir: Path, name: str) -> None:
+    def __init__(self, settings: DevSettings, log_dir: Path, name: str) -> None:
         self.env = {
             **os.environ,
             "KAFKA_INPUT_TOPIC": settings.kafka_input_topic,
@@ -83,14 +83,14 @@ class WorkerProcess:
         return self.log.exists() and self.log.read_text().count("event_transcribed") > 0
 
 
-async def _submit(settings: Settings, samples: dict[str, Path], count: int) -> list[str]:
+async def _submit(settings: DevSettings, samples: dict[str, Path], count: int) -> list[str]:
     objects = [upload(settings, samples[name]) for name in sorted(samples)]
     refs = [new_reference(objects[i % len(objects)], profile="whisper-1-fast") for i in range(count)]
     await publish_references(settings, refs)
     return [r.event_id for r in refs]
 
 
-async def _outcomes(settings: Settings, expected: int, timeout_s: float) -> Counter[str]:
+async def _outcomes(settings: DevSettings, expected: int, timeout_s: float) -> Counter[str]:
     """Read every outcome from the beginning, read_committed, until ``expected`` distinct events have one."""
     counts: Counter[str] = Counter()
     async with ResultReader(settings, from_beginning=True) as reader:
@@ -110,13 +110,13 @@ async def _outcomes(settings: Settings, expected: int, timeout_s: float) -> Coun
 
 
 @pytest.fixture
-def guarantee_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+def guarantee_settings(settings: DevSettings, request: pytest.FixtureRequest) -> DevSettings:
     return settings.model_copy(update={"processing_guarantee": request.param})
 
 
 @pytest.mark.parametrize("guarantee_settings", GUARANTEES, indirect=True)
 async def test_sigkill_workers_mid_transcription(
-    guarantee_settings: Settings, samples: dict[str, Path], tmp_path: Path
+    guarantee_settings: DevSettings, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     s = guarantee_settings
     workers = [WorkerProcess(s, tmp_path, f"w{i}") for i in range(2)]
@@ -144,7 +144,7 @@ async def test_sigkill_workers_mid_transcription(
 
 
 async def _run_through_outage(
-    s: Settings,
+    s: DevSettings,
     stack: EmbeddedStack,
     samples: dict[str, Path],
     tmp_path: Path,
@@ -174,7 +174,7 @@ async def _run_through_outage(
 
 @pytest.mark.parametrize("guarantee_settings", GUARANTEES, indirect=True)
 async def test_broker_restart_mid_run(
-    guarantee_settings: Settings, stack: EmbeddedStack, samples: dict[str, Path], tmp_path: Path
+    guarantee_settings: DevSettings, stack: EmbeddedStack, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     # The broker is away for 5 s; its log on disk stays.
     await _run_through_outage(
@@ -184,7 +184,7 @@ async def test_broker_restart_mid_run(
 
 @pytest.mark.parametrize("guarantee_settings", GUARANTEES, indirect=True)
 async def test_object_store_down_for_30_seconds(
-    guarantee_settings: Settings, stack: EmbeddedStack, samples: dict[str, Path], tmp_path: Path
+    guarantee_settings: DevSettings, stack: EmbeddedStack, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     worker = await _run_through_outage(
         guarantee_settings, stack, samples, tmp_path, events=16, service="minio", after_s=3, down_s=30
@@ -195,7 +195,7 @@ async def test_object_store_down_for_30_seconds(
 class FlakyStore(BlobStore):
     """The real MinIO store, except that one object answers as a 503 would, twice."""
 
-    def __init__(self, settings: Settings, flaky_key: str) -> None:
+    def __init__(self, settings: DevSettings, flaky_key: str) -> None:
         super().__init__(settings)
         self.flaky_key = flaky_key
         self.failures = 0
@@ -208,7 +208,7 @@ class FlakyStore(BlobStore):
 
 
 async def test_a_retrying_event_does_not_hold_up_other_partitions(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     s = settings.model_copy(update={"retry_backoff_s": 3.0})
     flaky = new_reference(upload(s, samples["weather"]))

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 from minio.datatypes import Part
 
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.events import AudioReference, ObjectRef
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.plumbing.settings import Settings
 from consumer.plumbing.storage import make_client
 from consumer.worker.loop import Worker
 from consumer.worker.result_cache_s3 import S3ResultStore, parse_prefix
+from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
 from tests.integration.conftest import running_worker
 
 pytestmark = pytest.mark.integration
 
 
-def upload_multipart(settings: Settings, path: Path) -> ObjectRef:
+def upload_multipart(settings: DevSettings, path: Path) -> ObjectRef:
     """The same bytes as ``upload`` would store, as a one-part multipart upload: another ETag (``<md5>-1``)."""
     client = make_client(settings)
     key = f"uploads/{uuid.uuid4().hex}/copy-{path.name}"
@@ -51,7 +51,7 @@ def same_transcript(a: dict, b: dict) -> bool:
 
 
 async def test_the_same_audio_is_transcribed_once(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     obj = upload(settings, samples["train"])
     copy = upload_multipart(settings, samples["train"])
@@ -108,7 +108,7 @@ async def test_the_same_audio_is_transcribed_once(
 
 
 async def test_dead_letters_are_not_cached(
-    settings: Settings, pipeline: Pipeline, reader: ResultReader, tmp_path: Path
+    settings: DevSettings, pipeline: Pipeline, reader: ResultReader, tmp_path: Path
 ) -> None:
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"this is not audio at all" * 64)
@@ -123,7 +123,7 @@ async def test_dead_letters_are_not_cached(
 
 
 async def test_the_persistent_tier_serves_a_fresh_worker(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     s = settings.model_copy(
         update={"result_cache_persistent": "s3", "result_cache_prefix": f"s3://fwv2-cache/test-{uuid.uuid4().hex[:8]}/"}
@@ -151,7 +151,7 @@ async def test_the_persistent_tier_serves_a_fresh_worker(
 
 
 async def test_a_failing_persistent_tier_costs_only_a_miss(
-    settings: Settings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
+    settings: DevSettings, pipeline: Pipeline, samples: dict[str, Path], reader: ResultReader
 ) -> None:
     s = settings.model_copy(update={"result_cache_persistent": "s3"})
     obj = upload(s, samples["weather"])

@@ -26,13 +26,13 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from consumer.client import ResultReader, new_reference, upload
 from consumer.contract.events import AudioReference, ObjectRef
-from consumer.dev.client import ResultReader, new_reference, upload
-from consumer.dev.stack import EmbeddedStack
-from consumer.dev.stack.topology import ensure_topics, stage_topics
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
-from consumer.plumbing.settings import Settings
+from consumer.plumbing.provision import ensure_topics, stage_topics
 from consumer.router.service import Router
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
 from pipeline.stage import Pipeline
 from tests.integration.conftest import PARTITIONS, running_worker
 from tests.waiting import eventually
@@ -43,10 +43,10 @@ OBJ = ObjectRef(bucket="audio", key="routing/none.wav")  # routing never fetches
 
 
 @pytest.fixture
-async def rsettings(stack: EmbeddedStack) -> Settings:
+async def rsettings(stack: EmbeddedStack) -> DevSettings:
     """Fresh input, pool, output topics and groups; quick looks at the GPU lag."""
     run = uuid.uuid4().hex[:8]
-    s = Settings(
+    s = DevSettings(
         kafka_input_topic=f"test.{run}.in",
         kafka_gpu_topic=f"test.{run}.gpu",
         kafka_cpu_topic=f"test.{run}.cpu",
@@ -70,7 +70,7 @@ async def rsettings(stack: EmbeddedStack) -> Settings:
 
 
 @asynccontextmanager
-async def running_router(settings: Settings) -> AsyncIterator[Router]:
+async def running_router(settings: DevSettings) -> AsyncIterator[Router]:
     router = Router(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(router.run(stop))
@@ -83,7 +83,7 @@ async def running_router(settings: Settings) -> AsyncIterator[Router]:
 
 
 async def produce(
-    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+    settings: DevSettings, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
 ) -> None:
     producer = make_producer(settings, "test")
     await producer.start()
@@ -94,7 +94,7 @@ async def produce(
         await producer.stop()
 
 
-async def submit(settings: Settings, refs: list[AudioReference]) -> None:
+async def submit(settings: DevSettings, refs: list[AudioReference]) -> None:
     await produce(
         settings,
         settings.kafka_input_topic,
@@ -114,7 +114,7 @@ class Routed:
 class PoolTopics:
     """Reads both pool topics from the beginning, read_committed, as the workers do."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: DevSettings) -> None:
         self.settings = settings
         self.seen: list[Routed] = []
         self._consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
@@ -159,7 +159,7 @@ class PoolTopics:
         return found
 
 
-async def input_partitions(settings: Settings) -> dict[bytes, int]:
+async def input_partitions(settings: DevSettings) -> dict[bytes, int]:
     """Partition of each input record, by key."""
     consumer = make_consumer(settings, group_id=None)
     await start_consumer(consumer)
@@ -187,7 +187,7 @@ async def input_partitions(settings: Settings) -> dict[bytes, int]:
 # --- (a) each class to its pool, once, unchanged -------------------------------------------------------
 
 
-async def test_each_class_reaches_its_pool_exactly_once(rsettings: Settings) -> None:
+async def test_each_class_reaches_its_pool_exactly_once(rsettings: DevSettings) -> None:
     s = rsettings
     expected = {
         "default": ({}, s.kafka_gpu_topic),
@@ -243,7 +243,7 @@ def _samples(router: Router, name: str) -> list[tuple[dict[str, str], float]]:
     ]
 
 
-async def _committed_lag(settings: Settings, group: str, topic: str) -> int:
+async def _committed_lag(settings: DevSettings, group: str, topic: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
     consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
@@ -260,7 +260,7 @@ async def _committed_lag(settings: Settings, group: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_once(rsettings: Settings) -> None:
+async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_once(rsettings: DevSettings) -> None:
     s = rsettings
     refs = [AudioReference(event_id=f"retry-{i}-{uuid.uuid4().hex[:6]}", object=OBJ) for i in range(5)]
     async with running_router(s) as router, PoolTopics(s) as topics:
@@ -292,7 +292,7 @@ async def test_a_failed_transaction_is_retried_with_a_new_producer_and_routes_on
 
 
 async def commit_gpu_group(
-    settings: Settings, position: Callable[[TopicPartition], Awaitable[int]] | None = None
+    settings: DevSettings, position: Callable[[TopicPartition], Awaitable[int]] | None = None
 ) -> None:
     """Commit offsets for the GPU group with a bare consumer (no member joins): the end, or ``position``."""
     consumer = make_consumer(settings, group_id=settings.router_gpu_group_id, isolation_level="read_committed")
@@ -314,7 +314,7 @@ def fillers(count: int) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes
 
 
 async def route_and_read(
-    settings: Settings, topics: PoolTopics, fields: dict[str, object], count: int = 3
+    settings: DevSettings, topics: PoolTopics, fields: dict[str, object], count: int = 3
 ) -> dict[str, str]:
     """Submit ``count`` events with ``fields``; the pool topic each one landed on."""
     refs = [AudioReference(event_id=f"ev-{uuid.uuid4().hex[:8]}", object=OBJ, **fields) for _ in range(count)]
@@ -325,7 +325,7 @@ async def route_and_read(
     return {r.event_id: found[r.event_id.encode()][0].topic for r in refs}
 
 
-async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings) -> None:
+async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: DevSettings) -> None:
     s = rsettings.model_copy(update={"router_overflow_high_watermark": 20, "router_overflow_low_watermark": 5})
     gpu, cpu = s.kafka_gpu_topic, s.kafka_cpu_topic
     # A GPU group that has committed nothing, with 30 records waiting on its topic: its workers would
@@ -380,7 +380,7 @@ async def test_overflow_follows_the_gpu_lag_with_hysteresis(rsettings: Settings)
         assert active == 0
 
 
-async def _halfway(settings: Settings, tp: TopicPartition, ends_before: dict[TopicPartition, int]) -> int:
+async def _halfway(settings: DevSettings, tp: TopicPartition, ends_before: dict[TopicPartition, int]) -> int:
     consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
     await start_consumer(consumer)
     try:
@@ -401,7 +401,7 @@ async def _observed_at_most(router: Router, lag: int) -> None:
     )
 
 
-async def test_a_gpu_group_without_members_is_down_until_one_returns_and_drains(rsettings: Settings) -> None:
+async def test_a_gpu_group_without_members_is_down_until_one_returns_and_drains(rsettings: DevSettings) -> None:
     s = rsettings.model_copy(update={"router_gpu_down_after_s": 1.0})
     gpu, cpu = s.kafka_gpu_topic, s.kafka_cpu_topic
     async with running_router(s) as router, PoolTopics(s) as topics:
@@ -433,7 +433,7 @@ async def test_a_gpu_group_without_members_is_down_until_one_returns_and_drains(
 
 
 class RouterProcess:
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: DevSettings, log: Path) -> None:
         self.env = {
             **os.environ,
             "KAFKA_INPUT_TOPIC": settings.kafka_input_topic,
@@ -471,7 +471,7 @@ class RouterProcess:
         return self.log.read_text().count('"event_routed"') if self.log.exists() else 0
 
 
-async def test_a_sigkilled_router_loses_and_duplicates_nothing(rsettings: Settings, tmp_path: Path) -> None:
+async def test_a_sigkilled_router_loses_and_duplicates_nothing(rsettings: DevSettings, tmp_path: Path) -> None:
     s = rsettings
     count = 1200
     refs = [
@@ -526,7 +526,7 @@ class OpenTransactions:
     """Whether some pool partition has an open transaction: its high watermark (what read_uncommitted
     readers may read) is past its last stable offset (what read_committed readers may read)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: DevSettings) -> None:
         self.settings = settings
         self._committed = make_consumer(settings, group_id=None, isolation_level="read_committed")
         self._uncommitted = make_consumer(settings, group_id=None, isolation_level="read_uncommitted")
@@ -552,7 +552,7 @@ class OpenTransactions:
         return any(high[tp] > stable[tp] for tp in self._tps)
 
 
-async def _records(settings: Settings, isolation_level: str) -> int:
+async def _records(settings: DevSettings, isolation_level: str) -> int:
     consumer = make_consumer(settings, group_id=None, isolation_level=isolation_level)
     await start_consumer(consumer)
     try:
@@ -578,7 +578,7 @@ async def _records(settings: Settings, isolation_level: str) -> int:
 
 
 async def test_each_event_is_transcribed_once_by_its_pool(
-    rsettings: Settings, pipeline: Pipeline, samples: dict[str, Path]
+    rsettings: DevSettings, pipeline: Pipeline, samples: dict[str, Path]
 ) -> None:
     s = rsettings
     obj = upload(s, samples["weather"])

@@ -2,7 +2,7 @@
 
 `fwv2 stack up --secure` runs beside the plaintext stack, on its own ports (Kafka 29092, MinIO 29000).
 Each test gets fresh topics and a fresh group, with exactly the ACLs the stack grants its principals
-(consumer.dev.stack.acls), so a test that takes one away touches nothing else. Workers that must fail are
+(devtools.stack.acls), so a test that takes one away touches nothing else. Workers that must fail are
 real `fwv2 worker` processes, whose logs are what an operator reads.
 """
 
@@ -22,10 +22,16 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import SecretStr
 
+from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.errors import StorageUnavailableError
-from consumer.dev.client import ResultReader, new_reference, publish_references, upload
-from consumer.dev.stack import EmbeddedStack
-from consumer.dev.stack.acls import (
+from consumer.gateway.server import serve_in_thread
+from consumer.plumbing.kafka import make_admin, security_options
+from consumer.plumbing.provision import ensure_topics
+from consumer.plumbing.storage import BlobStore, make_client
+from consumer.router.service import Router, RouterMetrics
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
+from devtools.stack.acls import (
     Acl,
     Operation,
     Resource,
@@ -35,13 +41,7 @@ from consumer.dev.stack.acls import (
     router_acls,
     worker_acls,
 )
-from consumer.dev.stack.secure import SecureLayout, user
-from consumer.dev.stack.topology import ensure_topics
-from consumer.plumbing.kafka import make_admin, security_options
-from consumer.plumbing.settings import Settings
-from consumer.plumbing.storage import BlobStore, make_client
-from consumer.router.service import Router, RouterMetrics
-from gateway.server import serve_in_thread
+from devtools.stack.secure import SecureLayout, user
 from pipeline.stage import Pipeline
 from tests.gateway.conftest import openai_client, running_gateway
 from tests.integration.conftest import running_worker
@@ -54,7 +54,7 @@ RESTRICTED_BUCKET = "restricted"  # exists on the stack, outside the worker's S3
 
 @pytest.fixture(scope="session")
 def secure_stack() -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True), secure=True)
+    stack = EmbeddedStack(DevSettings(), echo=lambda m: print(m, flush=True), secure=True)
     already = stack.is_running()
     stack.up()
     client = make_client(stack.settings)
@@ -70,10 +70,10 @@ class Principals:
     """This test's topics and group, as each principal of the secure stack sees them."""
 
     layout: SecureLayout
-    admin: Settings
-    worker: Settings  # reads the CPU pool's topic, as a CPU worker behind the router does
-    router: Settings
-    gateway: Settings
+    admin: DevSettings
+    worker: DevSettings  # reads the CPU pool's topic, as a CPU worker behind the router does
+    router: DevSettings
+    gateway: DevSettings
 
     def worker_env(self, **overrides: str | None) -> dict[str, str]:
         """The worker's environment on this test's topics; an override of None removes the variable."""
@@ -151,7 +151,7 @@ async def principals(secure_stack: EmbeddedStack) -> Principals:
     return p
 
 
-async def _acls(admin: Settings, change: object, acls: list[Acl]) -> None:
+async def _acls(admin: DevSettings, change: object, acls: list[Acl]) -> None:
     client = make_admin(admin, "test")
     await client.start()
     try:
@@ -160,7 +160,7 @@ async def _acls(admin: Settings, change: object, acls: list[Acl]) -> None:
         await client.close()
 
 
-async def _committed(admin: Settings, group: str) -> dict[TopicPartition, int]:
+async def _committed(admin: DevSettings, group: str) -> dict[TopicPartition, int]:
     client = make_admin(admin, "test")
     await client.start()
     try:
@@ -170,7 +170,7 @@ async def _committed(admin: Settings, group: str) -> dict[TopicPartition, int]:
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
-async def _outcomes(reader_settings: Settings, count: int, timeout_s: float) -> list[dict]:
+async def _outcomes(reader_settings: DevSettings, count: int, timeout_s: float) -> list[dict]:
     found: list[dict] = []
     async with ResultReader(reader_settings, from_beginning=True) as reader:
 
@@ -185,7 +185,7 @@ async def _outcomes(reader_settings: Settings, count: int, timeout_s: float) -> 
 
 
 @asynccontextmanager
-async def running_router(settings: Settings) -> AsyncIterator[Router]:
+async def running_router(settings: DevSettings) -> AsyncIterator[Router]:
     router = Router(settings, RouterMetrics())
     stop = asyncio.Event()
     task = asyncio.create_task(router.run(stop))

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from consumer.plumbing.settings import Settings
 from consumer.worker.runner import run_worker
+from devtools.settings import DevSettings
 
 pytestmark = pytest.mark.integration  # the settings fixture starts the embedded stack
 
@@ -32,7 +32,7 @@ def _get(port: int, path: str) -> tuple[int, dict[str, object] | None]:
         return 0, None  # not listening yet
 
 
-async def test_readyz_reports_the_warm_up_before_the_group_is_joined(settings: Settings) -> None:
+async def test_readyz_reports_the_warm_up_before_the_group_is_joined(settings: DevSettings) -> None:
     port = _free_port()
     s = settings.model_copy(update={"metrics_port": port})
     stop = asyncio.Event()

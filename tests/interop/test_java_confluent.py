@@ -31,10 +31,10 @@ from consumer.contract.avro import DEAD_LETTER, TRANSCRIPT_EVENT
 from consumer.contract.events import encode_transcript
 from consumer.contract.registry import CONFLUENT_HEADER
 from consumer.contract.wire import Wire
-from consumer.dev.stack import EmbeddedStack
-from consumer.dev.stack.process import port_open
-from consumer.dev.stack.registry import RegistryNode
-from consumer.plumbing.settings import Settings
+from devtools.settings import DevSettings
+from devtools.stack import EmbeddedStack
+from devtools.stack.process import port_open
+from devtools.stack.registry import RegistryNode
 from tests.interop.test_java_avro import (
     BUILD_CLASSPATH,
     JAVA_DIR,
@@ -82,7 +82,7 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
     The registry is stopped afterwards only if this fixture started it. Its JVM warms up while Maven
     answers the classpath.
     """
-    node = EmbeddedStack(Settings(), echo=lambda m: print(m, flush=True), extras=["registry"]).registry
+    node = EmbeddedStack(DevSettings(), echo=lambda m: print(m, flush=True), extras=["registry"]).registry
     out = tmp_path_factory.mktemp("maven") / "classpath.txt"
     # Ours already running (another test module, `fwv2 stack up --with registry`), or a registry that
     # already serves the port: use it and leave it as found.

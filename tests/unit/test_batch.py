@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import pipeline.stage as stage_module
-from consumer.dev.samples import SAMPLES, make_samples
+from devtools.samples import SAMPLES, make_samples
 from pipeline.batch import batch_key
 from pipeline.config import EngineConfig
 from pipeline.stage import Pipeline

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.cli import script_argv
 from bench.latency import summarize as summarize_latency
 from bench.scale import current_assignment
 from bench.soak import summarize as summarize_soak
 from bench.tools import MB, log_events, percentile, rebalances, slope
-from consumer.cli import _script_argv, build_parser
+from consumer.cli import build_parser
 
 
 @pytest.mark.parametrize("q", [0.0, 0.05, 0.5, 0.9, 0.95, 1.0])
@@ -93,7 +94,7 @@ def test_rebalances_and_assignment_from_worker_logs(tmp_path: Path) -> None:
     ],
 )
 def test_fwv2_bench_hands_its_options_to_the_script(argv: list[str], expected: list[str]) -> None:
-    assert _script_argv(build_parser().parse_args(argv)) == expected
+    assert script_argv(build_parser().parse_args(argv)) == expected
 
 
 def test_the_throughput_markdown_replaces_only_its_own_section() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from consumer.dev.demo import SpeakerTurn, speaker_turns, with_diarization
-from consumer.dev.samples import CONVERSATION
 from consumer.plumbing.settings import Settings
+from devtools.demo import SpeakerTurn, speaker_turns, with_diarization
+from devtools.samples import CONVERSATION
 
 
 def word(start: float, end: float, text: str, speaker: str | None) -> dict[str, Any]:

@@ -22,14 +22,16 @@ from minio.notificationconfig import NotificationConfig, PrefixFilterRule, Queue
 from pydantic import ValidationError
 
 from consumer.contract.errors import InvalidEventError, MalformedEventError
-from consumer.dev.stack.notify import TARGET_ARN, minio_env, notification_config, watched_prefixes
-from consumer.plumbing.settings import PrefixRule, Settings
+from consumer.plumbing.provision import TARGET_ARN, notification_config, watched_prefixes
+from consumer.plumbing.settings import PrefixRule
 from consumer.worker.notifications import (
     NotificationRules,
     notification_event_id,
     reference_from_notification,
     references_from_notification,
 )
+from devtools.settings import DevSettings
+from devtools.stack.notify import minio_env
 from pipeline.types import DiarizationMode
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minio_object_created.json"
@@ -46,7 +48,7 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 def rules(**settings: Any) -> NotificationRules:
-    return NotificationRules.from_settings(Settings(**settings))
+    return NotificationRules.from_settings(DevSettings(**settings))
 
 
 def test_a_real_minio_notification_becomes_one_reference(payload: dict[str, Any]) -> None:
@@ -140,12 +142,12 @@ def test_the_longest_matching_prefix_sets_the_options(payload: dict[str, Any]) -
 
 def test_the_rules_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFY_PREFIX_RULES", '{"calls/": {"profile": "whisper-1-fast", "diarization": "always"}}')
-    s = Settings()
+    s = DevSettings()
     assert s.notify_prefix_rules == {"calls/": PrefixRule(profile="whisper-1-fast", diarization=DiarizationMode.ALWAYS)}
-    assert Settings.model_fields["kafka_notification_topic"].default == ""  # off unless asked for
+    assert DevSettings.model_fields["kafka_notification_topic"].default == ""  # off unless asked for
     monkeypatch.setenv("NOTIFY_PREFIX_RULES", '{"calls/": {"profle": "whisper-1-fast"}}')
     with pytest.raises(ValidationError, match="profle"):
-        Settings()
+        DevSettings()
 
 
 @pytest.mark.parametrize(
@@ -198,7 +200,7 @@ def test_several_objects_in_one_record_are_refused_not_half_done(payload: dict[s
 
 
 def test_minio_gets_a_durable_kafka_target(tmp_path: Path) -> None:
-    env = minio_env(Settings(stack_dir=tmp_path / "stack", kafka_port=29092))
+    env = minio_env(DevSettings(stack_dir=tmp_path / "stack", kafka_port=29092))
     assert env["MINIO_NOTIFY_KAFKA_ENABLE_FWV2"] == "on"
     assert env["MINIO_NOTIFY_KAFKA_BROKERS_FWV2"] == "127.0.0.1:29092"
     assert env["MINIO_NOTIFY_KAFKA_TOPIC_FWV2"] == "audio.notifications"
@@ -233,13 +235,13 @@ async def test_the_worker_reads_every_output_partition_when_assigned_notificatio
 
     warmed: list[list[int] | None] = []
 
-    async def warm(settings: Settings, store: object, partitions: Iterable[int] | None) -> int:
+    async def warm(settings: DevSettings, store: object, partitions: Iterable[int] | None) -> int:
         warmed.append(None if partitions is None else sorted(partitions))
         return 0
 
     monkeypatch.setattr(worker_module.dedupe, "warm", warm)
     fake = SimpleNamespace(
-        settings=Settings(kafka_notification_topic="audio.notifications"),
+        settings=DevSettings(kafka_notification_topic="audio.notifications"),
         done=set(),
         warmed=asyncio.Event(),
         delivery=None,

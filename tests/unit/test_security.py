@@ -7,10 +7,10 @@ import ssl
 from aiokafka.errors import SaslAuthenticationFailed, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
-from consumer.dev.stack.acls import Operation, Pattern, Resource, gateway_acls, router_acls, worker_acls
-from consumer.dev.stack.secure import audio_read_policy, upload_policy
 from consumer.plumbing.kafka import NotAuthorizedError, _diagnosis, explain
 from consumer.plumbing.settings import Settings
+from devtools.stack.acls import Operation, Pattern, Resource, gateway_acls, router_acls, worker_acls
+from devtools.stack.secure import audio_read_policy, upload_policy
 
 
 def _rules(acls: list) -> set[str]:

@@ -1,4 +1,4 @@
-"""docs/SETTINGS.md is what consumer/dev/settings_doc.py writes from the settings' own fields, today."""
+"""docs/SETTINGS.md is what devtools/settings_doc.py writes from the settings' own fields, today."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev import settings_doc
-from consumer.plumbing.settings import REPO_ROOT, Settings
+from devtools import settings_doc
+from devtools.settings import REPO_ROOT, DevSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "SETTINGS.md"
-REGENERATE = "python -m consumer.dev.settings_doc > docs/SETTINGS.md"
+REGENERATE = "python -m devtools.settings_doc > docs/SETTINGS.md"
 
 
 def test_the_settings_reference_is_current() -> None:
@@ -22,7 +22,7 @@ def test_the_settings_reference_is_current() -> None:
 
 def test_the_module_writes_the_reference() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "consumer.dev.settings_doc"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "devtools.settings_doc"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == DOC.read_text()
@@ -30,23 +30,23 @@ def test_the_module_writes_the_reference() -> None:
 
 def test_every_field_has_a_row_named_by_its_environment_variable() -> None:
     text = settings_doc.render()
-    for name in Settings.model_fields:
+    for name in DevSettings.model_fields:
         assert text.count(f"| `{name.upper()}` |") == 1, name
     listed = [name for _, names in settings_doc.sections() for name in names]
-    assert sorted(listed) == sorted(Settings.model_fields)
+    assert sorted(listed) == sorted(DevSettings.model_fields)
     assert {title for title, _ in settings_doc.sections()} >= {"Kafka", "Object storage", "Inference", "Gateway"}
 
 
 def test_the_variable_is_the_one_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, field in (("kafka_group_id", "fwv2-gpu"), ("max_attempts", "3"), ("allowed_buckets", "a,b")):
-        monkeypatch.setenv(settings_doc.env_name(name, Settings.model_fields[name]), field)
-    settings = Settings(_env_file=None)
+        monkeypatch.setenv(settings_doc.env_name(name, DevSettings.model_fields[name]), field)
+    settings = DevSettings(_env_file=None)
     assert (settings.kafka_group_id, settings.max_attempts, settings.allowed_buckets) == ("fwv2-gpu", 3, ["a", "b"])
 
 
 def test_secrets_are_masked_and_defaults_are_the_same_on_every_machine() -> None:
     text = settings_doc.render()
-    for name, field in Settings.model_fields.items():
+    for name, field in DevSettings.model_fields.items():
         default = field.default
         if hasattr(default, "get_secret_value"):
             assert default.get_secret_value() not in text, f"{name}'s default is shown"

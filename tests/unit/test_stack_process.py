@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.dev.stack.process import StackError, looks_alive, run_maven
+from devtools.stack.process import StackError, looks_alive, run_maven
 
 MARKER = "/work/main/.stack/minio/data"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from consumer.dev.samples import SAMPLES, make_samples
+from devtools.samples import SAMPLES, make_samples
 from pipeline.config import EngineConfig
 from pipeline.decode import decode_audio
 from pipeline.transcribe import Transcriber

@@ -1,10 +1,11 @@
 """What each process reads from the environment: the groups it uses, and nothing else.
 
 ``WorkerSettings``, ``RouterSettings`` and ``GatewaySettings`` are the three services; ``Settings``
-is every group at once, for the developer's tools (the embedded stack creates every topic, the demo
-runs a worker and a client). Each is a pydantic-settings object composed of the groups in
-``groups.py``: a function that needs only Kafka takes ``KafkaSettings``, and any process's settings
-can be passed to it. Secrets are ``SecretStr``: they print as ``**********`` and are never logged.
+is every service group at once, for the client (`fwv2 submit`, `fwv2 tail`) and `fwv2 settings`; the
+developer's tools add the embedded stack's group (``devtools.settings.DevSettings``). Each is a
+pydantic-settings object composed of the groups in ``groups.py``: a function that needs only Kafka
+takes ``KafkaSettings``, and any process's settings can be passed to it. Secrets are ``SecretStr``: they
+print as ``**********`` and are never logged.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 from consumer.plumbing.settings.groups import (
-    REPO_ROOT,
     CacheSettings,
     DeliverySettings,
     DiarizationSettings,
@@ -29,7 +29,6 @@ from consumer.plumbing.settings.groups import (
     RetrySettings,
     RoutingSettings,
     S3Settings,
-    StackSettings,
 )
 from pipeline.config import EngineConfig, ProfileOverrides
 from pipeline.diarization import DiarizationConfig
@@ -38,7 +37,6 @@ from pipeline.diarization.spectral import SpectralSettings
 __all__ = [
     "GROUPS",
     "PROCESSES",
-    "REPO_ROOT",
     "CacheSettings",
     "DeliverySettings",
     "DiarizationSettings",
@@ -55,7 +53,6 @@ __all__ = [
     "RoutingSettings",
     "S3Settings",
     "Settings",
-    "StackSettings",
     "WorkerSettings",
 ]
 
@@ -154,8 +151,11 @@ class GatewaySettings(KafkaSettings, S3Settings, HttpSettings, RegistrySettings,
 
 # The pydantic mypy plugin synthesises a model_construct per class and calls two of them incompatible
 # when diamonds of groups meet; at run time pydantic merges the fields of every base (a unit test checks).
-class Settings(WorkerSettings, RouterSettings, GatewaySettings, StackSettings):  # type: ignore[misc]
-    """Every group: the developer's tools (stack, demo, submit, tail, bench) and `fwv2 settings`."""
+class Settings(WorkerSettings, RouterSettings, GatewaySettings):  # type: ignore[misc]
+    """Every service group: the client (`fwv2 submit`, `fwv2 tail`) and `fwv2 settings`.
+
+    The developer's tools add the embedded stack's group (``devtools.settings.DevSettings``).
+    """
 
 
 # The reference's order (docs/SETTINGS.md), and which process reads each group.
@@ -172,7 +172,6 @@ GROUPS: tuple[type[BaseSettings], ...] = (
     RoutingSettings,
     HttpSettings,
     OpsSettings,
-    StackSettings,
 )
 PROCESSES: dict[str, type[BaseSettings]] = {
     "worker": WorkerSettings,

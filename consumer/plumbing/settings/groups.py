@@ -18,8 +18,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.types import DiarizationMode
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
 
 class PrefixRule(BaseModel):
     """What a bucket notification under one key prefix asks for (NOTIFY_PREFIX_RULES); unset: NOTIFY_* defaults."""
@@ -35,12 +33,12 @@ def _every_pool() -> list[Literal["gpu", "cpu"]]:
     return ["gpu", "cpu"]
 
 
-class _Group(BaseSettings):
+class SettingsGroup(BaseSettings):
     # extra="ignore": the environment holds every group's variables, and each group reads its own.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
 
-class KafkaSettings(_Group):
+class KafkaSettings(SettingsGroup):
     """Kafka: the brokers, the stage's topics and its consumer group, and how clients reach them."""
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:19092", description="Comma-separated broker list.")
@@ -83,7 +81,7 @@ class KafkaSettings(_Group):
     )
 
 
-class RegistrySettings(_Group):
+class RegistrySettings(SettingsGroup):
     """Schema registry: the Confluent wire format and registered schemas, for stock deserializers (docs/EVENTS.md)."""
 
     schema_registry_url: str | None = Field(
@@ -99,7 +97,7 @@ class RegistrySettings(_Group):
     )
 
 
-class NotifySettings(_Group):
+class NotifySettings(SettingsGroup):
     """Bucket notifications: S3 events as a second input of the worker (consumer/worker/notifications.py)."""
 
     kafka_notification_topic: str = Field(
@@ -123,7 +121,7 @@ class NotifySettings(_Group):
     notify_language: str | None = Field(None, description="Language of notified objects whose rule names none.")
 
 
-class S3Settings(_Group):
+class S3Settings(SettingsGroup):
     """Object storage: where the audio is, who may be read, and how much."""
 
     s3_endpoint: str = Field("127.0.0.1:19000", description="host:port of MinIO or any S3 endpoint.")
@@ -156,7 +154,7 @@ class S3Settings(_Group):
         return value
 
 
-class CacheSettings(_Group):
+class CacheSettings(SettingsGroup):
     """Result cache: transcripts served again for the same audio and options."""
 
     result_cache_enabled: bool = Field(
@@ -179,7 +177,7 @@ class CacheSettings(_Group):
     )
 
 
-class InferenceSettings(_Group):
+class InferenceSettings(SettingsGroup):
     """Inference: the Whisper model, where it runs, profile overrides, batching and long audio."""
 
     whisper_model: str | None = Field(
@@ -242,7 +240,7 @@ class InferenceSettings(_Group):
     )
 
 
-class DiarizationSettings(_Group):
+class DiarizationSettings(SettingsGroup):
     """Diarization: who spoke when (pipeline/diarization/, docs/DIARIZATION.md)."""
 
     enable_diarization: bool = Field(
@@ -332,7 +330,7 @@ class DiarizationSettings(_Group):
     hf_token: SecretStr | None = Field(None, description="Hub token, only for DIARIZATION_PIPELINE_DIR hub ids.")
 
 
-class DeliverySettings(_Group):
+class DeliverySettings(SettingsGroup):
     """Delivery: the worker pool, its processing guarantee, transactions and duplicate detection."""
 
     worker_pool: str = Field("cpu", description="Name of this worker pool (cpu or gpu), reported in transcripts.")
@@ -376,7 +374,7 @@ class DeliverySettings(_Group):
     )
 
 
-class RetrySettings(_Group):
+class RetrySettings(SettingsGroup):
     """Retries: how often and how patiently the worker and the router retry a retriable failure."""
 
     # 8 attempts with a 1 s first delay doubling to a 30 s cap wait about 90 s in all: enough
@@ -388,7 +386,7 @@ class RetrySettings(_Group):
     )
 
 
-class RoutingSettings(_Group):
+class RoutingSettings(SettingsGroup):
     """Routing: between the GPU and CPU pools (`fwv2 router`, docs/ROUTING.md)."""
 
     kafka_gpu_topic: str = Field(
@@ -438,7 +436,7 @@ class RoutingSettings(_Group):
         return value
 
 
-class HttpSettings(_Group):
+class HttpSettings(SettingsGroup):
     """Gateway: the OpenAI-style HTTP front door (`fwv2 gateway`, docs/GATEWAY.md)."""
 
     gateway_host: str = Field("0.0.0.0", description="Address `fwv2 gateway` listens on.")  # noqa: S104
@@ -457,23 +455,7 @@ class HttpSettings(_Group):
     gateway_upload_prefix: str = Field("gateway/", description="Key prefix of the objects the gateway uploads.")
 
 
-class StackSettings(_Group):
-    """Embedded stack: the local Kafka and MinIO of the demo, the tests and the benchmarks (`fwv2 stack`)."""
-
-    stack_dir: Path = Field(REPO_ROOT / ".stack", description="Data and logs of the embedded stack.")
-    kafka_port: int = Field(19092, description="Broker port of the embedded stack.")
-    kafka_controller_port: int = Field(19093, description="Controller port of the embedded stack.")
-    minio_port: int = Field(19000, description="S3 port of the embedded stack.")
-    minio_console_port: int = Field(19001, description="Console port of the embedded stack.")
-    kafka_topic_partitions: int = Field(
-        6, ge=1, description="Partitions of the topics `fwv2 stack up` creates; the most workers one group can use."
-    )
-    registry_port: int = Field(19081, description="Port of the stack's schema registry (`--with registry`).")
-    connect_port: int = Field(19083, description="REST port of the stack's Kafka Connect (`--with connect`).")
-    postgres_port: int = Field(19432, description="Port of the stack's PostgreSQL (`--with postgres`).")
-
-
-class OpsSettings(_Group):
+class OpsSettings(SettingsGroup):
     """Operations: logs, metrics and probes, shutdown, and the local cache every process shares."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least level logged.")
