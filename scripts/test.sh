@@ -8,4 +8,8 @@ bash scripts/setup.sh
 bash scripts/lint.sh
 # The images are built from this tree first, and every test runs with the Docker engine up: the image
 # and compose tests run them (scripts/images.sh starts dockerd if none runs, and stops it after).
-exec bash scripts/images.sh run .venv/bin/python -m pytest -ra "$@"
+# Every test: three lanes side by side, each with its own stack (scripts/test-lanes.sh).
+if [[ $# -gt 0 ]]; then  # some tests only, in one pytest: bash scripts/test.sh tests/integration/test_demo.py
+  exec bash scripts/images.sh run .venv/bin/python -m pytest -ra "$@"
+fi
+exec bash scripts/images.sh run bash scripts/test-lanes.sh

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every test, in three lanes side by side (scripts/test.sh runs this with the Docker engine up).
+#
+# Most of an integration test is waiting (a broker round trip, a worker's start, a container), so two
+# cores run three lanes in well under the time of one. Each lane is its own pytest process with its own
+# embedded stack: its own ports and its own folder, so no lane sees another's topics, groups or servers.
+#   stack      tests/integration (all but the files of `docker`): genuine Kafka and MinIO on 19092/19000
+#   docker     tests/gateway, and the integration files that run images, compose, the secure stack, the
+#              downstream servers and the benchmarks: their own stack on 49092/49000
+#   local      tests/unit, tests/diarization, tests/deploy, tests/interop: no Kafka; the registry of
+#              tests/interop on its own port (59081)
+# The secure stack (fixed ports 29092/29000) and compose (39092...) run only in the `docker` lane.
+# Each lane's output goes to .test-logs/<lane>.log, printed whole when the lane ends; the exit status is
+# that of the first failed lane. Extra arguments go to every lane's pytest (e.g. -x, --durations=20).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+mkdir -p .test-logs
+
+DOCKER_LANE_INTEGRATION=(test_images test_compose_up test_secure_stack test_downstream test_bench_smoke)
+
+lane_env() {  # lane_env BASE: the settings that put a lane's stack on its own ports and folder
+  local base=$1
+  echo "KAFKA_PORT=${base}092 KAFKA_CONTROLLER_PORT=${base}093 MINIO_PORT=${base}000 MINIO_CONSOLE_PORT=${base}001" \
+    "REGISTRY_PORT=${base}081 CONNECT_PORT=${base}083 POSTGRES_PORT=${base}432" \
+    "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${base}092 S3_ENDPOINT=127.0.0.1:${base}000 STACK_DIR=$PWD/.stack-lane-$2"
+}
+
+docker_files=() ignore=()
+for name in "${DOCKER_LANE_INTEGRATION[@]}"; do
+  docker_files+=("tests/integration/$name.py")
+  ignore+=("--ignore=tests/integration/$name.py")
+done
+
+declare -A pids started
+run_lane() {  # run_lane NAME ENV PYTEST-ARGS...
+  local name=$1 env=$2; shift 2
+  started[$name]=$SECONDS
+  # shellcheck disable=SC2086 # $env is a list of NAME=value words
+  env $env .venv/bin/python -m pytest -ra -p no:cacheprovider "$@" >".test-logs/$name.log" 2>&1 &
+  pids[$name]=$!
+}
+
+run_lane stack "" tests/integration "${ignore[@]}" "$@"
+run_lane docker "$(lane_env 49 docker)" tests/gateway "${docker_files[@]}" "$@"
+run_lane local "$(lane_env 59 local)" tests/unit tests/diarization tests/deploy tests/interop "$@"
+
+status=0 summary=()
+for name in local docker stack; do
+  wait "${pids[$name]}"
+  rc=$?
+  took=$((SECONDS - started[$name]))
+  echo "===== lane $name: exit $rc after ${took} s =====" >&2
+  cat ".test-logs/$name.log"
+  summary+=("lane $name: exit $rc, $((took / 60)) min $((took % 60)) s, $(grep -E '^=+ .*(passed|failed|error).* in ' ".test-logs/$name.log" | tail -1 | tr -d '=')")
+  [[ $rc -ne 0 && $status -eq 0 ]] && status=$rc
+done
+printf '%s\n' "${summary[@]}" >&2
+exit "$status"
