@@ -142,7 +142,7 @@ async def run_guarantee(
             async def collect() -> None:
                 async for result in reader.results():
                     if result.event_id in wanted:
-                        assert result.kind == "transcript", result.record
+                        assert result.kind == "transcript", result.dead_letter
                         counts[result.event_id or "?"] += 1
                         if len(counts) == len(wanted):
                             return

@@ -31,9 +31,10 @@ from typing import Any
 
 from minio.datatypes import Part
 
-from bench.tools import fresh_topics
+from bench.tools import fresh_topics, transcript_of
 from consumer.client import ResultReader, new_reference, upload
-from consumer.contract.events import AudioReference, ObjectRef
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent
 from consumer.plumbing.kafka import make_producer
 from consumer.plumbing.storage import make_client
 from devtools.samples import make_samples
@@ -102,15 +103,13 @@ class Stage:
 
 async def timed(
     producer: Any, reader: ResultReader, settings: DevSettings, ref: AudioReference
-) -> tuple[float, dict[str, Any]]:
-    """Produce one event and wait for its transcript: (seconds end to end, the record)."""
+) -> tuple[float, TranscriptEvent]:
+    """Produce one event and wait for its transcript: (seconds end to end, the transcript)."""
     started = time.perf_counter()
     await producer.send_and_wait(settings.kafka_input_topic, value=ref.to_json(), key=ref.event_id.encode())
     result = (await reader.wait_for([ref.event_id], timeout_s=600))[ref.event_id]
     elapsed = time.perf_counter() - started
-    if result.kind != "transcript":
-        raise RuntimeError(f"bench event dead-lettered: {result.record['message']}")
-    return elapsed, result.record
+    return elapsed, transcript_of(result, "bench event")
 
 
 async def run(
@@ -128,13 +127,13 @@ async def run(
     try:
         async with ResultReader(s) as reader:
 
-            async def measure(kind: str, ref: AudioReference, expect: tuple[str, str] | None) -> dict[str, Any]:
+            async def measure(kind: str, ref: AudioReference, expect: tuple[str, str] | None) -> TranscriptEvent:
                 elapsed, record = await timed(producer, reader, s, ref)
-                got = (record["cache"]["tier"], record["cache"]["matched_by"]) if record["cache"] else None
+                got = (record.cache.tier.value, record.cache.matched_by.value) if record.cache else None
                 if got != expect:
                     raise RuntimeError(f"{kind}: expected cache {expect}, got {got}")
                 out.latency_s[kind].append(elapsed)
-                out.worker_s[kind].append(record["timings"]["total_s"])
+                out.worker_s[kind].append(record.timings.total_s)
                 return record
 
             stage.start_worker()
@@ -143,7 +142,7 @@ async def run(
             for profile in profiles:
                 for obj, copy in zip(objects, copies, strict=True):
                     record = await measure("miss", new_reference(obj, profile=profile), None)
-                    out.audio_s.append(record["duration_s"])
+                    out.audio_s.append(record.duration_s)
                     for _ in range(hits):
                         await measure("memory hit (object)", new_reference(obj, profile=profile), ("memory", "object"))
                     await measure("memory hit (content)", new_reference(copy, profile=profile), ("memory", "content"))

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,11 @@ from bench.tools import (
     say,
     start_worker,
     stop_worker,
+    transcript_of,
     write_json,
 )
 from consumer.client import ResultReader, new_reference, upload
+from consumer.contract.outputs import TranscriptEvent
 from consumer.plumbing.kafka import make_producer
 from devtools.samples import VOICE, WORDS_PER_MINUTE, require_tools
 from devtools.settings import DevSettings
@@ -175,15 +178,13 @@ async def measure(
     try:
         async with ResultReader(s) as reader:
 
-            async def one() -> tuple[float, dict[str, Any]]:
+            async def one() -> tuple[float, TranscriptEvent]:
                 ref = new_reference(obj, profile=profile)
                 started = time.perf_counter()
                 await producer.send_and_wait(s.kafka_input_topic, value=ref.to_json(), key=ref.event_id.encode())
                 result = (await reader.wait_for([ref.event_id], timeout_s=300))[ref.event_id]
                 elapsed = time.perf_counter() - started
-                if result.kind != "transcript":
-                    raise RuntimeError(f"latency event dead-lettered: {result.record['message']}")
-                return elapsed, result.record
+                return elapsed, transcript_of(result, "latency event")
 
             audio_s = bare.ready()["audio_s"]
             await one()  # the worker has joined its group and warmed up
@@ -201,8 +202,8 @@ async def measure(
                         for _ in range(size):
                             elapsed, record = await one()
                             stage_e2e.append(elapsed)
-                            stage_worker.append(record["timings"])
-                            texts["stage"] = record["text"]
+                            stage_worker.append(asdict(record.timings))
+                            texts["stage"] = record.text
                 n += size
                 say(
                     f"  {n}/{events}: stage p50 {statistics.median(stage_e2e) * 1000:.0f} ms, "

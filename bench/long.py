@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from bench.tools import (
     say,
     start_worker,
     stop_worker,
+    transcript_of,
     write_json,
 )
 from consumer.client import ResultReader, new_reference, publish_references, upload
@@ -198,19 +200,17 @@ async def run_stage(
             await publish_references(s, [ref])
             result = (await reader.wait_for([ref.event_id], timeout_s=4 * 3600))[ref.event_id]
             wall = time.perf_counter() - started
-            if result.kind != "transcript":
-                raise RuntimeError(f"the long event was dead-lettered: {result.record['message']}")
+            record = transcript_of(result, "the long event was")
             peak = peak_rss_bytes(worker.pid)
             after = rebalances(log_events(log_path))
     finally:
         sampler.stop()
         stop_worker(worker)
-    record = result.record
     return {
         "wall_s": wall,
-        "audio_s": record["duration_s"],
-        "words": len(record["text"].split()),
-        "timings": record["timings"],
+        "audio_s": record.duration_s,
+        "words": len(record.text.split()),
+        "timings": asdict(record.timings),
         "ready_rss_bytes": ready_rss,
         "peak_rss_bytes": peak,
         "sampled_max_rss_bytes": sampler.max_bytes,

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.bare import peak_rss_bytes
-from bench.tools import fresh_topics
+from bench.tools import fresh_topics, transcript_of
 from consumer.client import ResultReader, new_reference, publish_references, upload
+from consumer.contract.outputs import TranscriptEvent
 from devtools.samples import make_samples
 from devtools.settings import DevSettings
 from devtools.stack import EmbeddedStack
@@ -127,15 +128,13 @@ async def run_stage(
             await publish_references(s, refs)
             wanted = {r.event_id for r in refs}
             arrived: dict[str, float] = {}
-            records: dict[str, dict[str, Any]] = {}
+            records: dict[str, TranscriptEvent] = {}
 
             async def collect() -> None:
                 async for result in reader.results():
                     if result.event_id in wanted and result.event_id not in arrived:
                         arrived[result.event_id] = time.perf_counter()
-                        records[result.event_id] = result.record
-                        if result.kind != "transcript":
-                            raise RuntimeError(f"bench event dead-lettered: {result.record['message']}")
+                        records[result.event_id] = transcript_of(result, "bench event")
                         if len(arrived) == len(wanted):
                             return
 
@@ -149,14 +148,14 @@ async def run_stage(
     return {
         "wall_s": wall,
         "peak_rss_bytes": peak,
-        "event_s": [rec["timings"]["total_s"] for rec in ordered],
+        "event_s": [rec.timings.total_s for rec in ordered],
         "latency_s": [arrived[r.event_id] - sent for r in refs],
-        "texts": [rec["text"] for rec in ordered],
+        "texts": [rec.text for rec in ordered],
         "steps_s": {
-            step: sum(rec["timings"][f"{step}_s"] for rec in ordered)
+            step: sum(asdict(rec.timings)[f"{step}_s"] for rec in ordered)
             for step in ("fetch", "decode", "transcribe", "diarize", "total")
         },
-        "audio_s": [rec["duration_s"] for rec in ordered],
+        "audio_s": [rec.duration_s for rec in ordered],
     }
 
 

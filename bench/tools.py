@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consumer.contract.outputs import TranscriptEvent
+from consumer.contract.results import Result
 from consumer.plumbing.provision import ensure_topics
 from devtools.settings import DevSettings
 from devtools.stack import EmbeddedStack
@@ -31,6 +33,14 @@ from devtools.stack import EmbeddedStack
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def transcript_of(result: Result, what: str) -> TranscriptEvent:
+    """The result's transcript; a dead letter stops the benchmark with its message (``what`` names the event)."""
+    if result.dead_letter is not None:
+        raise RuntimeError(f"{what} dead-lettered: {result.dead_letter.message}")
+    assert result.transcript is not None
+    return result.transcript
 
 
 # --- statistics -------------------------------------------------------------------------

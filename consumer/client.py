@@ -18,11 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.contract.events import (
-    AudioReference,
-    ObjectRef,
-    transcript_from_record,
-)
+from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.contract.results import Result
 from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
@@ -137,18 +133,20 @@ class ResultReader:
 
 def print_result(result: Result, fmt: str, granularities: frozenset[Granularity] | None = None) -> None:
     assert isinstance(result, Result)
-    if result.kind == "dead_letter":
-        rec = result.record
-        print(f"# {rec['event_id']}: DEAD LETTER {rec['code']}: {rec['message']}", flush=True)
+    if result.dead_letter is not None:
+        letter = result.dead_letter
+        print(f"# {letter.event_id}: DEAD LETTER {letter.code}: {letter.message}", flush=True)
         return
-    rec = result.record
+    event = result.transcript
+    assert event is not None
     if fmt == "avro-json":
-        print(json.dumps(rec, ensure_ascii=False, default=str), flush=True)
+        # The record as a downstream reader decodes it (timestamps as datetimes, printed by str).
+        print(json.dumps(event.to_avro(), ensure_ascii=False, default=str), flush=True)
         return
-    where = f"s3://{rec['object']['bucket']}/{rec['object']['key']}"
+    where = f"s3://{event.object.bucket}/{event.object.key}"
     header = (
-        f"# {rec['event_id']} {where} ({rec['duration_s']:.1f} s, {rec['profile']}, "
-        f"{rec['timings']['total_s']:.2f} s in the stage)"
+        f"# {event.event_id} {where} ({event.duration_s:.1f} s, {event.profile}, "
+        f"{event.timings.total_s:.2f} s in the stage)"
     )
     print(header, flush=True)
-    print(render(transcript_from_record(rec), fmt, granularities), flush=True)
+    print(render(event.to_transcript(), fmt, granularities), flush=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from consumer.client import ResultReader, new_reference, print_result, publish_references, upload
-from consumer.contract.events import AudioReference
+from consumer.contract.inputs import AudioReference
+from consumer.contract.outputs import Segment, Word
 from consumer.contract.results import Result
 from consumer.plumbing.logs import get_logger
 from consumer.worker.runner import build_pipeline, run_worker
@@ -21,7 +22,7 @@ from devtools.samples import CONVERSATION, SAMPLES, make_conversation, make_samp
 from devtools.settings import DevSettings
 from pipeline.diarization import DiarizationModelsMissingError
 from pipeline.stage import Pipeline
-from pipeline.types import DiarizationMode, Granularity
+from pipeline.types import DiarizationMode, DiarizationStatus, Granularity
 
 log = get_logger("fwv2.demo")
 
@@ -77,43 +78,42 @@ def conversation_reference(settings: DevSettings, path: Path) -> AudioReference:
     )
 
 
-def speaker_turns(record: dict[str, Any]) -> list[SpeakerTurn]:
+def speaker_turns(segments: Sequence[Segment]) -> list[SpeakerTurn]:
     """Consecutive words of one speaker, joined: one turn per change of speaker (per segment without speakers)."""
-    if not any(seg["speaker"] for seg in record["segments"]):
-        return [SpeakerTurn(seg["start"], seg["end"], None, seg["text"].strip()) for seg in record["segments"]]
+    if not any(seg.speaker for seg in segments):
+        return [SpeakerTurn(seg.start, seg.end, None, seg.text.strip()) for seg in segments]
     turns: list[SpeakerTurn] = []
-    for seg in record["segments"]:
+    for seg in segments:
         # Words carry the speakers; a segment without words (none asked for) stands for itself.
-        for w in seg["words"] or [
-            {"start": seg["start"], "end": seg["end"], "word": seg["text"], "speaker": seg["speaker"]}
-        ]:
+        whole = Word(start=seg.start, end=seg.end, word=seg.text, probability=1.0, speaker=seg.speaker)
+        for w in seg.words or (whole,):
             # A word diarization could not place most likely continues the turn it sits in.
-            speaker = w["speaker"] or (turns[-1].speaker if turns else None)
+            speaker = w.speaker or (turns[-1].speaker if turns else None)
             if turns and turns[-1].speaker == speaker:
                 last = turns[-1]
-                turns[-1] = SpeakerTurn(last.start, w["end"], speaker, last.text + w["word"])
+                turns[-1] = SpeakerTurn(last.start, w.end, speaker, last.text + w.word)
             else:
-                turns.append(SpeakerTurn(w["start"], w["end"], speaker, w["word"]))
+                turns.append(SpeakerTurn(w.start, w.end, speaker, w.word))
     return [SpeakerTurn(t.start, t.end, t.speaker, t.text.strip()) for t in turns]
 
 
 def print_conversation(result: Result, fmt: str) -> None:
     voices = ", ".join(v.espeak for v in CONVERSATION.voices.values())
     print(f"conversation ({len(CONVERSATION.voices)} voices: {voices}):", flush=True)
-    if result.kind != "transcript" or fmt != "text":
+    event = result.transcript
+    if event is None or fmt != "text":
         print_result(result, fmt, frozenset(SPEAKER_GRANULARITIES))
         return
-    record = result.record
-    for turn in speaker_turns(record):
+    for turn in speaker_turns(event.segments):
         print(turn.line(), flush=True)
-    diarization = record["diarization"]
-    if diarization["status"] == "applied":
+    diarization = event.diarization
+    if diarization.status is DiarizationStatus.APPLIED:
         print(
-            f"  ({len(record['speakers'])} speakers found, diarized in {record['timings']['diarize_s']:.1f} s)\n",
+            f"  ({len(event.speakers)} speakers found, diarized in {event.timings.diarize_s:.1f} s)\n",
             flush=True,
         )
     else:
-        print(f"  (no speakers: diarization {diarization['status']}: {diarization['reason']})\n", flush=True)
+        print(f"  (no speakers: diarization {diarization.status}: {diarization.reason})\n", flush=True)
 
 
 def run_demo(settings: DevSettings, *, keep_stack: bool = False, fmt: str = "text") -> int:

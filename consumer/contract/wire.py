@@ -25,8 +25,10 @@ from consumer.contract.cloudevents import (
     output_headers,
     source_for,
 )
+from consumer.contract.dead_letters import DeadLetter
 from consumer.contract.errors import MalformedEventError
-from consumer.contract.events import AudioReference, parse_audio_reference, reference_from_raw
+from consumer.contract.inputs import AudioReference, parse_audio_reference, reference_from_raw
+from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.registry import CONFLUENT_HEADER, RegistryCodec, RegistryUnavailable, framing
 from consumer.contract.results import Result
 
@@ -66,7 +68,10 @@ class Wire:
             self.registry.close()
 
     # --- out ---------------------------------------------------------------------------------
-    def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
+    def encode(self, event: TranscriptEvent | DeadLetter) -> bytes:
+        """An output record's value, in this deployment's framing: the one encoder of every output."""
+        schema_name = TRANSCRIPT_EVENT if isinstance(event, TranscriptEvent) else DEAD_LETTER
+        record = event.to_avro()
         if self.registry is not None:
             return self.registry.encode(schema_name, record)
         return load_schema(schema_name).encode(record)
@@ -104,10 +109,18 @@ class Wire:
             registry.writer_of(value)
         except RegistryUnavailable:
             raise
-        except Exception:  # noqa: BLE001, S110 - decode() reports it with the record
+        except Exception:  # noqa: BLE001, S110 - _decode() reports it with the record
             pass
 
-    def decode(self, value: bytes, schema_name: str) -> dict[str, Any]:
+    def transcript(self, value: bytes) -> TranscriptEvent:
+        """A TranscriptEvent in any Avro framing."""
+        return TranscriptEvent.from_avro(self._decode(value, TRANSCRIPT_EVENT))
+
+    def dead_letter(self, value: bytes) -> DeadLetter:
+        """A DeadLetter in any Avro framing."""
+        return DeadLetter.from_avro(self._decode(value, DEAD_LETTER))
+
+    def _decode(self, value: bytes, schema_name: str) -> dict[str, Any]:
         """A record in any Avro framing, read as ``schemas/<schema_name>.avsc``."""
         kind = framing(value)
         if kind == "confluent":
@@ -124,10 +137,8 @@ class Wire:
         if not value:
             raise ValueError("empty record")
         if topic == dead_letter_topic:
-            letter = self.decode(value, DEAD_LETTER)
-            return Result("dead_letter", letter["event_id"], letter, topic, partition, offset)
-        record = self.decode(value, TRANSCRIPT_EVENT)
-        return Result("transcript", record["event_id"], record, topic, partition, offset)
+            return Result(topic, partition, offset, dead_letter=self.dead_letter(value))
+        return Result(topic, partition, offset, transcript=self.transcript(value))
 
     def reference(self, value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()) -> AudioReference:
         """An input record as an AudioReference: JSON, single-object or Confluent framing.
@@ -136,7 +147,7 @@ class Wire:
         """
         if value and framing(value) == "confluent":
             try:
-                raw: Any = self.decode(value, AUDIO_REFERENCE)
+                raw: Any = self._decode(value, AUDIO_REFERENCE)
             except (MalformedEventError, RegistryUnavailable):
                 raise
             except Exception as exc:

@@ -14,7 +14,6 @@ import asyncio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from consumer.contract.events import transcript_from_record
 from consumer.contract.results import Result
 from consumer.gateway.errors import ApiError, from_dead_letter
 from consumer.gateway.form import read_form
@@ -140,7 +139,7 @@ async def fetch(request: Request) -> Response:
         )
     form = known or TranscriptionForm(model="whisper-1", task=Task.TRANSCRIBE)
     if fmt is not None or known is None:
-        words = any(seg["words"] for seg in result.record.get("segments", ()))
+        words = result.transcript is not None and any(seg.words for seg in result.transcript.segments)
         form = form.model_copy(
             update={
                 "response_format": fmt or form.response_format,
@@ -152,9 +151,10 @@ async def fetch(request: Request) -> Response:
 
 def _answer(result: Result, form: TranscriptionForm) -> Response:
     headers = {"X-Event-Id": result.event_id or ""}
-    if result.kind == "dead_letter":
-        raise from_dead_letter(result.record)
-    body = render(transcript_from_record(result.record), form.response_format, form.granularities())
+    if result.dead_letter is not None:
+        raise from_dead_letter(result.dead_letter)
+    assert result.transcript is not None
+    body = render(result.transcript.to_transcript(), form.response_format, form.granularities())
     return Response(body, media_type=_MEDIA_TYPES[form.response_format], headers=headers)
 
 

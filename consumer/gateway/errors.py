@@ -6,6 +6,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from consumer.contract.dead_letters import DeadLetter
+
 # A dead letter's code decides what the caller did wrong (4xx) or what went wrong here (5xx).
 _DEAD_LETTER_STATUS: dict[str, int] = {
     "UNDECODABLE_AUDIO": 415,
@@ -67,12 +69,12 @@ class ApiError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
-def from_dead_letter(record: dict[str, Any]) -> ApiError:
-    code = str(record["code"])
+def from_dead_letter(letter: DeadLetter) -> ApiError:
+    code = letter.code.value
     return ApiError(
         _DEAD_LETTER_STATUS.get(code, 500),
-        record["message"],
+        letter.message,
         code=code.lower(),
         param="file" if code in ("UNDECODABLE_AUDIO", "EMPTY_AUDIO", "OBJECT_TOO_LARGE", "AUDIO_TOO_LONG") else None,
-        event_id=record.get("event_id"),
+        event_id=letter.event_id,
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consumer.contract.events import parse_granularities
+from consumer.contract.inputs import parse_granularities
 from consumer.gateway.errors import ApiError
 from pipeline.profiles import PROFILES
 from pipeline.render import FORMATS

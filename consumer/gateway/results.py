@@ -12,6 +12,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -45,10 +46,9 @@ class ResultStore:
         known = self._results.get(event_id)
         if known is not None and known.kind == "transcript":
             return  # a redelivered duplicate: the first transcript stands
-        if result.kind == "dead_letter":
+        if result.dead_letter is not None:
             # The original bytes are for replay tools, not for callers: do not hold them in memory.
-            record = {k: v for k, v in result.record.items() if k not in ("original_key", "original_value")}
-            result = Result(result.kind, event_id, record, result.topic, result.partition, result.offset)
+            result = replace(result, dead_letter=replace(result.dead_letter, original_key=None, original_value=None))
         self._results[event_id] = result
         self._results.move_to_end(event_id)
         while len(self._results) > self.capacity:

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from minio import Minio
 from pydantic import ValidationError
 
-from consumer.contract.events import AudioReference, ObjectRef
+from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.gateway.errors import ApiError
 from consumer.gateway.form import SpooledUpload
 from consumer.gateway.request import TranscriptionForm

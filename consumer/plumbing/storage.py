@@ -19,7 +19,7 @@ from consumer.contract.errors import (
     ObjectTooLargeError,
     StorageUnavailableError,
 )
-from consumer.contract.events import ObjectRef
+from consumer.contract.inputs import ObjectRef
 from consumer.plumbing.settings import S3Settings
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchObject"}

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from consumer.contract.events import AudioReference
+from consumer.contract.inputs import AudioReference
 from pipeline.types import DiarizationMode
 
 QUALITY_PROFILE = "whisper-1-quality"

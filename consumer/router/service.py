@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from consumer.contract.events import parse_audio_reference, peek_event_id
+from consumer.contract.inputs import parse_audio_reference, peek_event_id
 from consumer.plumbing.health import HealthState, serve
 from consumer.plumbing.kafka import make_admin, make_consumer, make_producer, partitions_for, start_consumer
 from consumer.plumbing.logs import get_logger

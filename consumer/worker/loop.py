@@ -30,13 +30,9 @@ from aiokafka.structs import ConsumerRecord
 
 from consumer.contract.avro import DEAD_LETTER, TRANSCRIPT_EVENT
 from consumer.contract.cloudevents import input_event_id
-from consumer.contract.events import (
-    AudioReference,
-    ObjectRef,
-    dead_letter_record,
-    peek_event_id,
-    transcript_record,
-)
+from consumer.contract.dead_letters import DeadLetter
+from consumer.contract.inputs import AudioReference, ObjectRef, peek_event_id
+from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.registry import RegistryError, RegistryUnavailable
 from consumer.contract.wire import Wire
 from consumer.plumbing.health import diarization_state
@@ -569,8 +565,7 @@ class Worker:
             loop = asyncio.get_running_loop()
             transcript = await loop.run_in_executor(self._inference, self.pipeline.process, blob.data, request)
         value = self.wire.encode(
-            TRANSCRIPT_EVENT,
-            transcript_record(
+            TranscriptEvent.of(
                 ref,
                 transcript,
                 blob_etag=blob.etag,
@@ -639,7 +634,7 @@ class Worker:
 
     async def _dead_letter(self, job: Job, exc: Exception) -> Outcome:
         record = job.record
-        letter = dead_letter_record(
+        letter = DeadLetter.of(
             exc,
             event_id=job.event_id,
             key=record.key,
@@ -653,7 +648,7 @@ class Worker:
             host=self.settings.host,
         )
         key = record.key or (job.event_id.encode() if job.event_id else None)
-        value = self.wire.encode(DEAD_LETTER, letter.to_avro())
+        value = self.wire.encode(letter)
         subject = _uri(job.ref.object) if job.ref is not None else None
         headers = self.wire.headers("dead-letter", job.event_id, subject, DEAD_LETTER)
         await self._deliver().deliver(record, self.settings.kafka_dead_letter_topic, key, value, job.event_id, headers)

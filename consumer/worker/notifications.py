@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from consumer.contract.errors import InvalidEventError, MalformedEventError
-from consumer.contract.events import AudioReference, ObjectRef
+from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.plumbing.settings import PrefixRule, WorkerSettings
 from pipeline.profiles import PROFILES
 from pipeline.types import DiarizationMode

@@ -24,13 +24,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 from consumer.contract.avro import TRANSCRIPT_EVENT, load_schema
-from consumer.contract.events import (
-    AudioReference,
-    decode_transcript,
-    encode_transcript,
-    transcript_from_record,
-    transcript_record,
-)
+from consumer.contract.inputs import AudioReference
+from consumer.contract.outputs import TranscriptEvent, from_millis, to_millis
+from consumer.contract.wire import Wire
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.settings import WorkerSettings
 from consumer.plumbing.storage import Blob, BlobStore
@@ -240,9 +236,14 @@ def _served(entry: Cached, tier: CacheTier, match: CacheMatch) -> Transcript:
     )
 
 
+# Entries are single-object encoded whatever the deployment's framing: the fingerprint in the
+# header is how a reader tells an entry of another schema version (``_persistent_get``).
+_ENTRIES = Wire()
+
+
 def _encode(ref: AudioReference, entry: Cached) -> bytes:
     """The entry as a TranscriptEvent, without the request's metadata (it is another event's)."""
-    record = transcript_record(
+    event = TranscriptEvent.of(
         ref.model_copy(update={"metadata": {}}),
         entry.transcript,
         blob_etag=None,
@@ -253,12 +254,9 @@ def _encode(ref: AudioReference, entry: Cached) -> bytes:
         pool="",
         host="",
     )
-    record["completed_at"] = entry.computed_at_ms
-    return encode_transcript(record)
+    return _ENTRIES.encode(replace(event, completed_at=from_millis(entry.computed_at_ms)))
 
 
 def _decode(data: bytes) -> Cached:
-    record = decode_transcript(data)
-    completed = record["completed_at"]
-    millis = int(completed.timestamp() * 1000) if hasattr(completed, "timestamp") else int(completed)
-    return Cached(replace(transcript_from_record(record), cache=None), millis)
+    event = _ENTRIES.transcript(data)
+    return Cached(replace(event.to_transcript(), cache=None), to_millis(event.completed_at))

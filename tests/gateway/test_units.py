@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
+from consumer.contract.dead_letters import DeadLetter, SourceRef, WorkerRef
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.results import Result
 from consumer.gateway.errors import ApiError, from_dead_letter
 from consumer.gateway.form import read_form
 from consumer.gateway.request import build_form, check_field
 from consumer.gateway.results import ResultStore
-from pipeline.types import Granularity, Task
+from pipeline.errors import ErrorCode
+from pipeline.types import Diarization, DiarizationStatus, Granularity, Task, Transcript
 
 BOUNDARY = "b0undary"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -139,13 +144,37 @@ def test_bad_granularities_are_400_naming_the_value(name: str, value: str, messa
         assert "valid: segment, word, speaker" in refused.value.message
 
 
+def _letter(code: str, message: str = "m", event_id: str = "gw-1", original_value: bytes | None = None) -> DeadLetter:
+    return DeadLetter(
+        event_id=event_id,
+        original_value=original_value,
+        source=SourceRef("in", 0, 0),
+        code=ErrorCode(code),
+        message=message,
+        exception_type="E",
+        attempts=1,
+        worker=WorkerRef(group="g", host="h"),
+        failed_at=datetime.now(UTC),
+    )
+
+
+def _transcript_event(event_id: str, text: str) -> TranscriptEvent:
+    ref = AudioReference(event_id=event_id, object=ObjectRef(bucket="audio", key="k"))
+    t = Transcript(
+        "tiny.en", "whisper-1", Task.TRANSCRIBE, "en", None, 1.0, text, (), Diarization(DiarizationStatus.APPLIED)
+    )
+    return TranscriptEvent.of(
+        ref, t, blob_etag=None, blob_size=1, fetch_s=0, total_s=0, group="g", pool="cpu", host="h"
+    )
+
+
 def test_dead_letter_codes_map_to_statuses() -> None:
     def status(code: str) -> int:
-        return from_dead_letter({"code": code, "message": "m", "event_id": "gw-1"}).status
+        return from_dead_letter(_letter(code)).status
 
     assert (status("UNDECODABLE_AUDIO"), status("EMPTY_AUDIO"), status("AUDIO_TOO_LONG")) == (415, 400, 413)
     assert (status("STORAGE_UNAVAILABLE"), status("TRANSCRIPTION_FAILED")) == (503, 500)
-    body = from_dead_letter({"code": "UNDECODABLE_AUDIO", "message": "not audio", "event_id": "gw-1"}).body()
+    body = from_dead_letter(_letter("UNDECODABLE_AUDIO", "not audio")).body()
     assert body == {
         "error": {
             "message": "not audio",
@@ -161,12 +190,14 @@ def test_store_keeps_the_newest_and_the_first_transcript() -> None:
     store = ResultStore(capacity=2)
 
     def result(event_id: str, kind: str = "transcript", text: str = "") -> Result:
-        return Result(kind, event_id, {"text": text, "original_value": b"x"}, "t", 0, 0)
+        if kind == "dead_letter":
+            return Result("t", 0, 0, dead_letter=_letter("UNDECODABLE_AUDIO", event_id=event_id, original_value=b"x"))
+        return Result("t", 0, 0, transcript=_transcript_event(event_id, text))
 
     store.put(result("gw-a", text="first"))
     store.put(result("gw-a", text="duplicate"))
-    assert store.get("gw-a").record["text"] == "first"  # type: ignore[union-attr]
+    assert store.get("gw-a").transcript.text == "first"  # type: ignore[union-attr]
     store.put(result("gw-b", kind="dead_letter"))
-    assert "original_value" not in store.get("gw-b").record  # type: ignore[union-attr]
+    assert store.get("gw-b").dead_letter.original_value is None  # type: ignore[union-attr]
     store.put(result("gw-c"))
     assert store.get("gw-a") is None and len(store) == 2

@@ -160,30 +160,30 @@ async def test_catalogue(
         by_id.setdefault(r.event_id, []).append(r)
     for name, ref in ok.items():
         [result] = by_id[ref.event_id]
-        assert result.kind == "transcript", (name, result.record)
-    texts = {name: by_id[ref.event_id][0].record for name, ref in ok.items()}
-    assert texts["silence"]["text"] == "" and texts["silence"]["duration_s"] == pytest.approx(600, abs=1)
-    assert texts["short"]["duration_s"] < 0.2
-    assert any(w.startswith("TRUNCATED_AUDIO") for w in texts["truncated"]["warnings"])
+        assert result.kind == "transcript", (name, result.dead_letter)
+    texts = {name: by_id[ref.event_id][0].transcript for name, ref in ok.items()}
+    assert texts["silence"].text == "" and texts["silence"].duration_s == pytest.approx(600, abs=1)
+    assert texts["short"].duration_s < 0.2
+    assert any(w.startswith("TRUNCATED_AUDIO") for w in texts["truncated"].warnings)
     for name in ("six_channel", "hi_rate", "video_mp4", "video_webm"):
-        assert "sunny" in texts[name]["text"].lower(), (name, texts[name]["text"])
+        assert "sunny" in texts[name].text.lower(), (name, texts[name].text)
     for code, ref in fail.items():
         [result] = by_id[ref.event_id]
-        assert (result.kind, result.record["code"]) == ("dead_letter", code), result.record
+        assert (result.kind, result.dead_letter.code) == ("dead_letter", code), result
     [endless] = by_id[fail["AUDIO_TOO_LONG"].event_id]
-    assert "longer than the limit" in endless.record["message"]  # found while decoding, stopped there
+    assert "longer than the limit" in endless.dead_letter.message  # found while decoding, stopped there
     [declared] = by_id[declares_long.event_id]  # refused from the header, before decoding
-    assert declared.record["code"] == "AUDIO_TOO_LONG" and "declares" in declared.record["message"]
+    assert declared.dead_letter.code == "AUDIO_TOO_LONG" and "declares" in declared.dead_letter.message
     # A WAV header claiming 37 hours over one second of data: FFmpeg bounds the claim by the
     # file's size, so the second that is there is transcribed and the claim costs nothing.
     [hours] = by_id[claims_hours.event_id]
-    assert hours.kind == "transcript" and hours.record["duration_s"] == pytest.approx(1.0, abs=0.1)
-    assert by_id["meta-huge"][0].record["code"] == "INVALID_EVENT"
+    assert hours.kind == "transcript" and hours.transcript.duration_s == pytest.approx(1.0, abs=0.1)
+    assert by_id["meta-huge"][0].dead_letter.code == "INVALID_EVENT"
     non_utf8 = [
         r
         for r in by_id[None]
-        if r.kind == "dead_letter" and r.record["original_value"] == raw_values["non_utf8_metadata"]
+        if r.kind == "dead_letter" and r.dead_letter.original_value == raw_values["non_utf8_metadata"]
     ]
-    assert [r.record["code"] for r in non_utf8] == ["MALFORMED_EVENT"]
+    assert [r.dead_letter.code for r in non_utf8] == ["MALFORMED_EVENT"]
     assert [r.kind for r in by_id[twice.event_id]] == ["transcript"]  # once, not twice
     assert seen[-1].event_id == good.event_id or by_id[good.event_id][0].kind == "transcript"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.contract.events import ObjectRef
+from consumer.contract.inputs import ObjectRef
 from devtools.samples import SAMPLES
 from devtools.settings import DevSettings
 from pipeline.stage import Pipeline
@@ -49,12 +49,12 @@ async def test_short_clips_share_passes_and_every_event_gets_its_outcome(
 
     for ref in good:
         rec = results[ref.event_id]
-        assert rec.kind == "transcript", rec.record
-        assert wer(ref.metadata["said"], rec.record["text"]) <= MAX_CLIP_WER, rec.record["text"]
+        assert rec.kind == "transcript", rec.dead_letter
+        assert wer(ref.metadata["said"], rec.transcript.text) <= MAX_CLIP_WER, rec.transcript.text
     assert results[broken.event_id].kind == "dead_letter"
-    assert results[broken.event_id].record["code"] == "UNDECODABLE_AUDIO"
+    assert results[broken.event_id].dead_letter.code == "UNDECODABLE_AUDIO"
     assert results[missing.event_id].kind == "dead_letter"
-    assert results[missing.event_id].record["code"] == "OBJECT_NOT_FOUND"
+    assert results[missing.event_id].dead_letter.code == "OBJECT_NOT_FOUND"
     assert sum(o or 0 for o in offsets.values()) == len(refs)  # nothing left behind, nothing skipped
     passes = next(x.value for x in batches if x.name.endswith("_count"))
     clips = next(x.value for x in batches if x.name.endswith("_sum"))

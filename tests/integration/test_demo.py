@@ -11,9 +11,11 @@ import re
 import pytest
 
 from consumer.client import ResultReader, publish_references
+from consumer.contract.outputs import DiarizationOutcome
 from devtools.demo import conversation_reference, load_pipeline, print_conversation, speaker_turns, with_diarization
 from devtools.samples import CONVERSATION, make_conversation
 from devtools.settings import DevSettings
+from pipeline.types import DiarizationStatus
 from tests.integration.conftest import running_worker
 from tests.integration.test_end_to_end import wer
 
@@ -36,16 +38,16 @@ async def test_the_conversation_comes_back_with_speakers(
         await publish_references(s, [ref])
         result = (await reader.wait_for([ref.event_id], timeout_s=300))[ref.event_id]
 
-    assert result.kind == "transcript", result.record
-    record = result.record
-    assert record["diarization"] == {"status": "applied", "reason": None}
-    assert 45 < record["duration_s"] < 55
-    words = [w for seg in record["segments"] for w in seg["words"]]
-    labels = {w["speaker"] for w in words}
+    assert result.kind == "transcript", result.dead_letter
+    record = result.transcript
+    assert record.diarization == DiarizationOutcome(status=DiarizationStatus.APPLIED, reason=None)
+    assert 45 < record.duration_s < 55
+    words = [w for seg in record.segments for w in seg.words]
+    labels = {w.speaker for w in words}
     assert None not in labels and len(labels) >= 2, labels
     # Measured: all three voices, each turn with its own speaker. The bound leaves room for one voice
     # folded into another on another CPU.
-    turns = speaker_turns(record)
+    turns = speaker_turns(record.segments)
     assert len({t.speaker for t in turns}) >= 2 and len(turns) >= 6, [t.line() for t in turns]
     assert all(a.speaker != b.speaker for a, b in zip(turns, turns[1:], strict=False))
     assert wer(CONVERSATION.text, " ".join(t.text for t in turns)) <= 0.25

@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ import pytest
 
 from bench.tools import fresh_topics
 from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.contract.avro import TRANSCRIPT_EVENT
 from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_producer
 from devtools.samples import SAMPLES
@@ -95,18 +95,18 @@ async def test_connect_lands_transcripts_in_postgres_upserted_by_event_id(
         await asyncio.to_thread(wait_for, "both events in both tables", _try(landed), 90, every_s=0.5)
 
         for ref in (words, plain):
-            record = sent[ref.event_id].record
+            record = sent[ref.event_id].transcript
             row = _rows(
                 downstream,
                 f"SELECT text, model, profile, object_bucket, object_key, worker_pool FROM {typed_table} "
                 f"WHERE event_id = '{ref.event_id}'",
             )
-            assert row == [[record["text"], "tiny.en", "whisper-1", ref.object.bucket, ref.object.key, "cpu"]]
+            assert row == [[record.text, "tiny.en", "whisper-1", ref.object.bucket, ref.object.key, "cpu"]]
             document = json.loads(
                 downstream.postgres.sql(f"SELECT event FROM transcript_documents WHERE event_id = '{ref.event_id}'")
             )
-            assert document["text"] == record["text"] and document["metadata"] == ref.metadata
-            assert len(document["segments"]) == len(record["segments"])
+            assert document["text"] == record.text and document["metadata"] == ref.metadata
+            assert len(document["segments"]) == len(record.segments)
 
         # The words, as rows a SQL user can query: in order, and the segment's text spelled out.
         spoken = _rows(
@@ -114,18 +114,16 @@ async def test_connect_lands_transcripts_in_postgres_upserted_by_event_id(
             f"SELECT word FROM transcript_words WHERE event_id = '{words.event_id}' ORDER BY segment_id, word_index",
         )
         assert len(spoken) > 3
-        assert "".join(w[0] for w in spoken).strip() == sent[words.event_id].record["text"].strip()
+        assert "".join(w[0] for w in spoken).strip() == sent[words.event_id].transcript.text.strip()
 
         # A redelivery (at-least-once publishes an event again): the row is replaced, no row is added.
-        again = dict(sent[plain.event_id].record, text="delivered again")
+        again = replace(sent[plain.event_id].transcript, text="delivered again")
         wire = Wire.from_url(s.schema_registry_url)
         await asyncio.to_thread(wire.register, s.kafka_output_topic, s.kafka_dead_letter_topic)
         producer = make_producer(s, "test")
         await producer.start()
         try:
-            await producer.send_and_wait(
-                s.kafka_output_topic, wire.encode(TRANSCRIPT_EVENT, again), key=plain.event_id.encode()
-            )
+            await producer.send_and_wait(s.kafka_output_topic, wire.encode(again), key=plain.event_id.encode())
         finally:
             await producer.stop()
         query = f"SELECT count(*), max(text) FROM {typed_table} WHERE event_id = '{plain.event_id}'"

@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.avro import MAGIC, TRANSCRIPT_EVENT, load_schema
-from consumer.contract.events import ObjectRef
+from consumer.contract.inputs import ObjectRef
 from consumer.contract.registry import framing
 from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
@@ -83,25 +83,21 @@ async def test_sample_clips_become_transcripts_with_the_spoken_words(
     said, heard = [], []
     for ref in refs:
         result = results[ref.event_id]
-        assert result.kind == "transcript", result.record
-        rec = result.record
-        assert rec["metadata"] == ref.metadata
-        assert rec["model"] == "tiny.en" and rec["profile"] == "whisper-1" and rec["language"] == "en"
-        assert rec["object"]["bucket"] == ref.object.bucket and rec["object"]["key"] == ref.object.key
-        assert rec["object"]["size_bytes"] == ref.object.size_bytes
-        assert rec["duration_s"] > 3
-        assert rec["segments"] and all(s["words"] == [] for s in rec["segments"])
-        assert rec["diarization"]["status"] == "not_requested"
-        assert rec["worker"]["group"] == settings.kafka_group_id
-        t = rec["timings"]
-        assert (
-            0 < t["fetch_s"] < t["total_s"]
-            and 0 < t["decode_s"] < t["total_s"]
-            and 0 < t["transcribe_s"] < t["total_s"]
-        )
-        assert wer(ref.metadata["said"], rec["text"]) <= MAX_CLIP_WER, (ref.metadata["clip"], rec["text"])
+        assert result.kind == "transcript", result.dead_letter
+        rec = result.transcript
+        assert rec.metadata == ref.metadata
+        assert rec.model == "tiny.en" and rec.profile == "whisper-1" and rec.language == "en"
+        assert rec.object.bucket == ref.object.bucket and rec.object.key == ref.object.key
+        assert rec.object.size_bytes == ref.object.size_bytes
+        assert rec.duration_s > 3
+        assert rec.segments and all(s.words == () for s in rec.segments)
+        assert rec.diarization.status == "not_requested"
+        assert rec.worker.group == settings.kafka_group_id
+        t = rec.timings
+        assert 0 < t.fetch_s < t.total_s and 0 < t.decode_s < t.total_s and 0 < t.transcribe_s < t.total_s
+        assert wer(ref.metadata["said"], rec.text) <= MAX_CLIP_WER, (ref.metadata["clip"], rec.text)
         said.append(ref.metadata["said"])
-        heard.append(rec["text"])
+        heard.append(rec.text)
     assert wer(said, heard) <= MAX_SET_WER
 
     # Every input offset is committed, and only now that every result is published.
@@ -138,11 +134,11 @@ async def test_output_records_are_keyed_and_framed(
         assert record.value[:2] == MAGIC and record.value[2:10] == load_schema(TRANSCRIPT_EVENT).fingerprint
     else:  # 00, then the id the registry gave transcript_event.avsc under <output topic>-value
         assert framing(record.value) == "confluent"
-    body = Wire.from_url(settings.schema_registry_url).decode(record.value, TRANSCRIPT_EVENT)
-    words = [w for s in body["segments"] for w in s["words"]]
-    assert body["profile"] == "whisper-1-fast"
+    body = Wire.from_url(settings.schema_registry_url).transcript(record.value)
+    words = [w for s in body.segments for w in s.words]
+    assert body.profile == "whisper-1-fast"
     assert len(words) >= 8
-    assert all(0 <= w["start"] <= w["end"] <= body["duration_s"] + 0.5 for w in words)
+    assert all(0 <= w.start <= w.end <= body.duration_s + 0.5 for w in words)
 
 
 async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
@@ -197,18 +193,18 @@ async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
 
     transcripts = {r.event_id for r in seen if r.kind == "transcript"}
     assert transcripts == {good_before.event_id, good_after.event_id}
-    letters = [r.record for r in seen if r.kind == "dead_letter"]
-    by_value = {bytes(rec["original_value"]): rec for rec in letters}
+    letters = [r.dead_letter for r in seen if r.dead_letter is not None]
+    by_value = {bytes(rec.original_value): rec for rec in letters}  # type: ignore[arg-type]
     for name, value, code in cases:
-        assert by_value[value]["code"] == code, name
-        assert by_value[value]["source"]["topic"] == settings.kafka_input_topic
-        assert by_value[value]["original_key"] == b"same-partition"
-    by_id = {rec["event_id"]: rec for rec in letters}
+        assert by_value[value].code == code, name
+        assert by_value[value].source.topic == settings.kafka_input_topic
+        assert by_value[value].original_key == b"same-partition"
+    by_id = {rec.event_id: rec for rec in letters}
     for code, ref in refs_by_code.items():
         rec = by_id[ref.event_id]
-        assert rec["code"] == code, rec
-        assert rec["message"] and rec["attempts"] == 1 and rec["retriable"] is False
-    assert by_id["missing-field"]["code"] == "INVALID_EVENT"  # event_id recovered from broken JSON
+        assert rec.code == code, rec
+        assert rec.message and rec.attempts == 1 and rec.retriable is False
+    assert by_id["missing-field"].code == "INVALID_EVENT"  # event_id recovered from broken JSON
     # The good event behind nine bad ones was transcribed, in order, after them.
     order = [r.event_id for r in seen]
     assert order[0] == good_before.event_id and order[-1] == good_after.event_id

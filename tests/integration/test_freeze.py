@@ -34,7 +34,7 @@ from aiokafka import TopicPartition
 
 from bench.tools import fresh_topics
 from consumer.client import new_reference, publish_references, upload
-from consumer.contract.events import decode_transcript
+from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_consumer, start_consumer
 from devtools.samples import make_conversation
 from devtools.settings import DevSettings
@@ -118,7 +118,7 @@ async def _outputs(s: DevSettings, isolation: str) -> list[str]:
                     if tp.topic == s.kafka_dead_letter_topic:
                         found.append("dead letter")
                     else:
-                        found.append(decode_transcript(record.value)["event_id"])
+                        found.append(Wire().transcript(record.value).event_id)
     finally:
         await consumer.stop()
     return found

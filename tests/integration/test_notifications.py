@@ -132,17 +132,17 @@ async def test_an_uploaded_file_is_transcribed_without_any_event(
             await asyncio.sleep(0.2)
         extra = [r async for r in reader.results(idle_timeout_s=3)]
 
-    transcript = results["transcript"].record
-    assert transcript["object"]["bucket"] == "audio" and transcript["object"]["key"] == audio_key
-    assert transcript["event_id"].startswith("s3-") and transcript["profile"] == "whisper-1-fast"
-    assert transcript["metadata"]["source"] == "s3-notification" and transcript["metadata"]["notify_prefix"] == prefix
-    assert wer(clip.text, transcript["text"]) <= MAX_CLIP_WER, transcript["text"]
+    transcript = results["transcript"].transcript
+    assert transcript.object.bucket == "audio" and transcript.object.key == audio_key
+    assert transcript.event_id.startswith("s3-") and transcript.profile == "whisper-1-fast"
+    assert transcript.metadata["source"] == "s3-notification" and transcript.metadata["notify_prefix"] == prefix
+    assert wer(clip.text, transcript.text) <= MAX_CLIP_WER, transcript.text
     assert results["transcript"].topic == s.kafka_output_topic
 
-    letter = results["dead_letter"].record
-    assert letter["code"] == "UNDECODABLE_AUDIO" and letter["source"]["topic"] == STACK_NOTIFICATION_TOPIC
-    assert letter["original_key"] == f"audio/{notes_key}".encode()  # names the object
-    assert notes_key.replace("/", "%2F").encode() in letter["original_value"]  # the notification itself
-    assert letter["event_id"].startswith("s3-")
+    letter = results["dead_letter"].dead_letter
+    assert letter.code == "UNDECODABLE_AUDIO" and letter.source.topic == STACK_NOTIFICATION_TOPIC
+    assert letter.original_key == f"audio/{notes_key}".encode()  # names the object
+    assert notes_key.replace("/", "%2F").encode() in letter.original_value  # the notification itself
+    assert letter.event_id.startswith("s3-")
 
     assert extra == []  # no second transcript, nothing for the object outside the prefix

@@ -119,7 +119,7 @@ async def test_a_registry_mode_worker_is_read_by_the_stock_deserializer(
         assert headers["ce_subject"] == f"s3://{obj.bucket}/{obj.key}".encode()
         assert headers["content-type"] == b"application/avro"
         assert b"/schemas/ids/" in headers["ce_dataschema"] and "ce_time" in headers
-        assert ours_found[ref.event_id].record["text"] == body["text"]
+        assert ours_found[ref.event_id].transcript.text == body["text"]
 
 
 def _without(field: str) -> str:
@@ -248,7 +248,7 @@ async def test_a_registry_outage_makes_events_wait_not_dead_letters(
         await outage.up()
         async with ResultReader(s, from_beginning=True) as reader:
             result = (await reader.wait_for([ref.event_id], 240))[ref.event_id]
-        assert result.kind == "transcript", result.record
+        assert result.kind == "transcript", result.dead_letter
         assert worker.metrics.registry.get_sample_value("fwv2_dead_letters_total", {"code": "MALFORMED_EVENT"}) in (
             None,
             0.0,

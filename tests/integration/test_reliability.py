@@ -21,7 +21,8 @@ import pytest
 
 from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.errors import StorageUnavailableError
-from consumer.contract.events import ObjectRef
+from consumer.contract.inputs import ObjectRef
+from consumer.contract.outputs import TranscriptEvent
 from consumer.plumbing.kafka import make_producer
 from consumer.plumbing.storage import Blob, BlobStore
 from consumer.worker.loop import Worker
@@ -97,7 +98,7 @@ async def _outcomes(settings: DevSettings, expected: int, timeout_s: float) -> C
 
         async def collect() -> None:
             async for result in reader.results():
-                assert result.kind == "transcript", result.record
+                assert result.kind == "transcript", result.dead_letter
                 counts[result.event_id or "?"] += 1
                 if len(counts) >= expected:
                     return
@@ -226,11 +227,11 @@ async def test_a_retrying_event_does_not_hold_up_other_partitions(
         started = time.monotonic()
         for i, ref in enumerate(others):
             await producer.send_and_wait(s.kafka_input_topic, ref.to_json(), partition=1 + i % 2)
-        arrivals: list[tuple[str, float, dict]] = []
+        arrivals: list[tuple[str, float, TranscriptEvent | None]] = []
 
         async def collect() -> None:
             async for r in reader.results():
-                arrivals.append((r.event_id or "", time.monotonic() - started, r.record))
+                arrivals.append((r.event_id or "", time.monotonic() - started, r.transcript))
                 if len(arrivals) == 4:
                     return
 
@@ -246,4 +247,4 @@ async def test_a_retrying_event_does_not_hold_up_other_partitions(
     assert store.failures == 2
     assert order[-1] == flaky.event_id and set(order[:-1]) == others_ids
     flaky_record = next(a[2] for a in arrivals if a[0] == flaky.event_id)
-    assert flaky_record["text"]
+    assert flaky_record is not None and flaky_record.text

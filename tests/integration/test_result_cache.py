@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from minio.datatypes import Part
 
 from consumer.client import ResultReader, new_reference, publish_references, upload
-from consumer.contract.events import AudioReference, ObjectRef
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent
 from consumer.plumbing.storage import make_client
 from consumer.worker.loop import Worker
 from consumer.worker.result_cache_s3 import S3ResultStore, parse_prefix
@@ -31,23 +33,23 @@ def upload_multipart(settings: DevSettings, path: Path) -> ObjectRef:
     return ObjectRef(bucket=settings.s3_bucket, key=key, etag=done.etag)
 
 
-async def one(worker: Worker, reader: ResultReader, ref: AudioReference, kind: str = "transcript") -> dict:
+async def one(worker: Worker, reader: ResultReader, ref: AudioReference, kind: str = "transcript") -> Any:
     """Submit one event and wait for its result and for the worker to finish with it (the cache is
     written after delivery), so events are processed, and counted, in the order written here."""
     await publish_references(worker.settings, [ref])
     result = (await reader.wait_for([ref.event_id], timeout_s=180))[ref.event_id]
     await asyncio.wait_for(worker.idle.wait(), 30)
-    assert result.kind == kind, result.record
-    return result.record
+    assert result.kind == kind, result
+    return result.transcript if result.transcript is not None else result.dead_letter
 
 
 def metric(worker: Worker, name: str, **labels: str) -> float:
     return worker.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def same_transcript(a: dict, b: dict) -> bool:
+def same_transcript(a: TranscriptEvent, b: TranscriptEvent) -> bool:
     fields = ("text", "segments", "language", "duration_s", "model", "profile", "diarization", "speakers", "warnings")
-    return all(a[f] == b[f] for f in fields)
+    return all(getattr(a, f) == getattr(b, f) for f in fields)
 
 
 async def test_the_same_audio_is_transcribed_once(
@@ -66,27 +68,27 @@ async def test_the_same_audio_is_transcribed_once(
         other_profile = await one(worker, reader, new_reference(obj, profile="whisper-1-fast"))
         sampled = await one(worker, reader, new_reference(obj, temperature=0.3))
 
-        assert first["cache"] is None and first["timings"]["transcribe_s"] > 0 and first["text"]
-        assert first["timings"]["inference_s"] >= first["timings"]["transcribe_s"]  # the wall time around it
+        assert first.cache is None and first.timings.transcribe_s > 0 and first.text
+        assert first.timings.inference_s >= first.timings.transcribe_s  # the wall time around it
 
         # The duplicate under another event_id: the earlier transcript, this event's own envelope.
-        assert second["cache"]["tier"] == "memory" and second["cache"]["matched_by"] == "object"
-        assert second["cache"]["computed_at"] <= second["completed_at"]
+        assert second.cache.tier == "memory" and second.cache.matched_by == "object"
+        assert second.cache.computed_at <= second.completed_at
         assert same_transcript(second, first)
-        assert (second["event_id"], second["metadata"]) == (again.event_id, {"n": "2"})
-        t = second["timings"]
-        assert t["decode_s"] == t["transcribe_s"] == t["diarize_s"] == t["inference_s"] == 0.0
-        assert 0 < t["fetch_s"] <= t["total_s"] < first["timings"]["total_s"]
+        assert (second.event_id, second.metadata) == (again.event_id, {"n": "2"})
+        t = second.timings
+        assert t.decode_s == t.transcribe_s == t.diarize_s == t.inference_s == 0.0
+        assert 0 < t.fetch_s <= t.total_s < first.timings.total_s
 
         # Another object, same bytes: found by the SHA-256 after download.
-        assert third["cache"]["matched_by"] == "content" and same_transcript(third, first)
-        assert (third["object"]["key"], third["object"]["etag"], third["metadata"]) == (copy.key, copy.etag, {"n": "3"})
-        assert fourth["cache"]["matched_by"] == "object" and same_transcript(fourth, first)
+        assert third.cache.matched_by == "content" and same_transcript(third, first)
+        assert (third.object.key, third.object.etag, third.metadata) == (copy.key, copy.etag, {"n": "3"})
+        assert fourth.cache.matched_by == "object" and same_transcript(fourth, first)
 
         # Another profile is other work.
-        assert other_profile["cache"] is None and other_profile["profile"] == "whisper-1-fast"
+        assert other_profile.cache is None and other_profile.profile == "whisper-1-fast"
         # Sampling asks for a fresh draw: no lookup, nothing kept.
-        assert sampled["cache"] is None and sampled["timings"]["transcribe_s"] > 0
+        assert sampled.cache is None and sampled.timings.transcribe_s > 0
 
         assert metric(worker, "fwv2_cache_hits_total", tier="memory", matched_by="object") == 2
         assert metric(worker, "fwv2_cache_hits_total", tier="memory", matched_by="content") == 1
@@ -131,7 +133,7 @@ async def test_the_persistent_tier_serves_a_fresh_worker(
     obj = upload(s, samples["kitchen"])
     async with running_worker(s, pipeline) as worker:
         first = await one(worker, reader, new_reference(obj))
-        assert first["cache"] is None
+        assert first.cache is None
         assert metric(worker, "fwv2_cache_misses_total", tier="s3") == 1
     bucket, prefix = parse_prefix(s.result_cache_prefix)
     stored = list(make_client(s).list_objects(bucket, prefix=prefix))
@@ -142,10 +144,10 @@ async def test_the_persistent_tier_serves_a_fresh_worker(
         assert len(worker.results.memory) == 0
         second = await one(worker, reader, new_reference(obj, metadata={"n": "2"}))
         third = await one(worker, reader, new_reference(obj))
-        assert second["cache"]["tier"] == "s3" and second["cache"]["matched_by"] == "object"
-        assert first["completed_at"] <= second["cache"]["computed_at"] <= second["completed_at"]
-        assert same_transcript(second, first) and second["metadata"] == {"n": "2"}
-        assert third["cache"]["tier"] == "memory"  # the store's answer was kept in memory
+        assert second.cache.tier == "s3" and second.cache.matched_by == "object"
+        assert first.completed_at <= second.cache.computed_at <= second.completed_at
+        assert same_transcript(second, first) and second.metadata == {"n": "2"}
+        assert third.cache.tier == "memory"  # the store's answer was kept in memory
         assert metric(worker, "fwv2_cache_hits_total", tier="s3", matched_by="object") == 1
         assert metric(worker, "fwv2_cache_misses_total", tier="memory") == 1
 
@@ -159,8 +161,8 @@ async def test_a_failing_persistent_tier_costs_only_a_miss(
         # Nothing listens on port 9: every get and put of the tier fails at once.
         worker.results.persistent = S3ResultStore(s.model_copy(update={"s3_endpoint": "127.0.0.1:9"}))
         record = await one(worker, reader, new_reference(obj))
-        assert record["cache"] is None and record["text"]
+        assert record.cache is None and record.text
         assert metric(worker, "fwv2_cache_errors_total", tier="s3", op="get") == 2  # object key, then content key
         assert metric(worker, "fwv2_cache_errors_total", tier="s3", op="put") == 2
         again = await one(worker, reader, new_reference(obj))
-        assert again["cache"]["tier"] == "memory"  # the memory tier still works
+        assert again.cache.tier == "memory"  # the memory tier still works

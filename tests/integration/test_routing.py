@@ -27,7 +27,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from consumer.client import ResultReader, new_reference, upload
-from consumer.contract.events import AudioReference, ObjectRef
+from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
 from consumer.plumbing.provision import ensure_topics, stage_topics
 from consumer.router.service import Router
@@ -605,11 +605,11 @@ async def test_each_event_is_transcribed_once_by_its_pool(
     assert late == [], "an event was transcribed twice"
     for results, pool in ((gpu_results, "gpu"), (cpu_results, "cpu")):
         for result in results.values():
-            assert result.record["worker"]["pool"] == pool
+            assert (result.transcript or result.dead_letter).worker.pool == pool
     assert (
         gpu_results[bad.event_id].kind == "dead_letter"
-        and gpu_results[bad.event_id].record["code"] == "OBJECT_NOT_FOUND"
+        and gpu_results[bad.event_id].dead_letter.code == "OBJECT_NOT_FOUND"
     )
-    assert gpu_results[bad.event_id].record["source"]["topic"] == s.kafka_gpu_topic
+    assert gpu_results[bad.event_id].dead_letter.source.topic == s.kafka_gpu_topic
     for result in (cpu_results[refs[0].event_id], gpu_results[refs[1].event_id], gpu_results[refs[2].event_id]):
-        assert result.kind == "transcript" and "light breeze" in result.record["text"].lower()
+        assert result.kind == "transcript" and "light breeze" in result.transcript.text.lower()

@@ -176,7 +176,8 @@ async def _outcomes(reader_settings: DevSettings, count: int, timeout_s: float) 
 
         async def collect() -> None:
             async for result in reader.results():
-                found.append({"kind": result.kind, **result.record})
+                # The record as a reader decodes it: to_avro is exactly that.
+                found.append({"kind": result.kind, **(result.transcript or result.dead_letter).to_avro()})
                 if len(found) >= count:
                     return
 

@@ -13,22 +13,18 @@ import base64
 import json
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from consumer.contract.avro import SCHEMA_DIR, load_schema
+from consumer.contract.dead_letters import DeadLetter
 from consumer.contract.errors import StorageUnavailableError
-from consumer.contract.events import (
-    AudioReference,
-    DeadLetter,
-    ObjectRef,
-    dead_letter_record,
-    encode_dead_letter,
-    encode_transcript,
-    transcript_record,
-)
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent, to_millis
+from consumer.contract.wire import Wire
 from pipeline.types import Diarization, DiarizationStatus, Granularity, Segment, Speaker, Task, Transcript, Word
 
 JAVA_DIR = Path(__file__).parent / "java"
@@ -84,7 +80,7 @@ def _transcript() -> Transcript:
 
 def _dead_letter_value(original: bytes) -> DeadLetter:
     error = StorageUnavailableError("object store answered 503 for s3://audio/calls/2026/köln.m4a")
-    return dead_letter_record(
+    return DeadLetter.of(
         error,
         event_id=_ref().event_id,
         key=b"call-42",
@@ -140,13 +136,25 @@ def _run_java(
 
 
 def _json_bytes(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as the Java side prints it: bytes as base64."""
-    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in record.items()}
+    """The record as the Java side prints it: bytes as base64, timestamps as Unix milliseconds."""
+    return {key: _as_java_prints(value) for key, value in record.items()}
 
 
-def _transcript_event(ref: AudioReference) -> dict[str, Any]:
-    """The TranscriptEvent record of ``_transcript()`` for ``ref``, as a GPU worker writes it."""
-    return transcript_record(
+def _as_java_prints(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime):  # timestamp-millis: Java's GenericRecord has no conversion, so the long
+        return to_millis(value)
+    if isinstance(value, dict):
+        return _json_bytes(value)
+    if isinstance(value, list):
+        return [_as_java_prints(v) for v in value]
+    return value
+
+
+def _transcript_event(ref: AudioReference) -> TranscriptEvent:
+    """The TranscriptEvent of ``_transcript()`` for ``ref``, as a GPU worker writes it."""
+    return TranscriptEvent.of(
         ref,
         _transcript(),
         blob_etag=ref.object.etag,
@@ -163,7 +171,7 @@ def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> N
     ref = _ref()
     transcript = _transcript_event(ref)
     dead_letter = _dead_letter_value(ref.to_avro())
-    transcript_bytes = encode_transcript(transcript)
+    transcript_bytes = Wire().encode(transcript)
     tampered = bytearray(transcript_bytes)
     tampered[5] ^= 0x01  # one bit of the fingerprint
 
@@ -171,10 +179,10 @@ def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> N
         avro_classpath,
         {
             "transcript.bin": ("transcript_event", transcript_bytes),
-            "dead_letter.bin": ("dead_letter", encode_dead_letter(dead_letter)),
+            "dead_letter.bin": ("dead_letter", Wire().encode(dead_letter)),
             "reference.bin": ("audio_reference", ref.to_avro()),
             "tampered.bin": ("transcript_event", bytes(tampered)),
-            "wrong_schema.bin": ("transcript_event", encode_dead_letter(dead_letter)),
+            "wrong_schema.bin": ("transcript_event", Wire().encode(dead_letter)),
         },
         tmp_path,
     )
@@ -200,7 +208,7 @@ def test_java_reads_what_python_writes(avro_classpath: str, tmp_path: Path) -> N
     assert got["segments"][1]["words"][0]["speaker"] == "SPEAKER_01"
     assert got["metadata"] == METADATA
     assert got["diarization"] == {"status": "applied", "reason": None}
-    assert got == transcript  # every field, to the last double
+    assert got == _json_bytes(transcript.to_avro())  # every field, to the last double
 
     got = json.loads(out["dead_letter.bin", "record"])
     assert got["code"] == "STORAGE_UNAVAILABLE"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.contract.events import encode_transcript, transcript_record
+from consumer.contract.outputs import TranscriptEvent
+from consumer.contract.wire import Wire
 from pipeline.types import CacheHit, CacheMatch, CacheTier
-from tests.interop.test_java_avro import _decode_in_java, _ref, _transcript, avro_classpath  # noqa: F401 - a fixture
+from tests.interop.test_java_avro import _decode_in_java, _json_bytes, _ref, _transcript, avro_classpath  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.tools
 
@@ -19,7 +20,7 @@ def test_java_reads_the_cache_field(avro_classpath: str, tmp_path: Path) -> None
     ref = _ref()
     hit = CacheHit(CacheTier.S3, CacheMatch.CONTENT, computed_at_ms=1_764_064_800_123)
     served = replace(_transcript(), decode_s=0.0, transcribe_s=0.0, diarize_s=0.0, cache=hit)
-    record = transcript_record(
+    event = TranscriptEvent.of(
         ref,
         served,
         blob_etag=ref.object.etag,
@@ -30,7 +31,7 @@ def test_java_reads_the_cache_field(avro_classpath: str, tmp_path: Path) -> None
         pool="gpu",
         host="worker-7",
     )
-    out = _decode_in_java(avro_classpath, {"hit.bin": ("transcript_event", encode_transcript(record))}, tmp_path)
+    out = _decode_in_java(avro_classpath, {"hit.bin": ("transcript_event", Wire().encode(event))}, tmp_path)
     got = json.loads(out["hit.bin", "record"])
     assert got["cache"] == {"tier": "s3", "matched_by": "content", "computed_at": 1_764_064_800_123}
-    assert got == record  # every field, the cache union included
+    assert got == _json_bytes(event.to_avro())  # every field, the cache union included

@@ -27,8 +27,6 @@ from typing import NamedTuple
 
 import pytest
 
-from consumer.contract.avro import DEAD_LETTER, TRANSCRIPT_EVENT
-from consumer.contract.events import encode_transcript
 from consumer.contract.registry import CONFLUENT_HEADER
 from consumer.contract.wire import Wire
 from devtools.settings import DevSettings
@@ -107,13 +105,13 @@ def _decode_in_java(classpath: str, url: str, files: dict[str, tuple[str, bytes]
 def test_a_stock_java_deserializer_reads_the_confluent_framing(reader: Reader, tmp_path: Path) -> None:
     ref = _ref()
     transcript = _transcript_event(ref)
-    dead_letter = _dead_letter_value(ref.to_avro()).to_avro()
+    dead_letter = _dead_letter_value(ref.to_avro())
     out_topic, dlq_topic = (f"interop.{uuid.uuid4().hex[:12]}.{kind}" for kind in ("out", "dlq"))
     wire = Wire.from_url(reader.registry.ccompat_url)
     try:
         ids = wire.register(out_topic, dlq_topic)
-        transcript_bytes = wire.encode(TRANSCRIPT_EVENT, transcript)
-        dead_letter_bytes = wire.encode(DEAD_LETTER, dead_letter)
+        transcript_bytes = wire.encode(transcript)
+        dead_letter_bytes = wire.encode(dead_letter)
     finally:
         wire.close()
     assert transcript_bytes[:5] == CONFLUENT_HEADER.pack(0, ids[f"{out_topic}-value"])
@@ -126,7 +124,7 @@ def test_a_stock_java_deserializer_reads_the_confluent_framing(reader: Reader, t
         {
             "transcript.bin": (out_topic, transcript_bytes),
             "dead_letter.bin": (dlq_topic, dead_letter_bytes),
-            "single_object.bin": (out_topic, encode_transcript(transcript)),
+            "single_object.bin": (out_topic, Wire().encode(transcript)),
             "unknown_id.bin": (out_topic, unknown_id),
         },
         tmp_path,
@@ -141,11 +139,11 @@ def test_a_stock_java_deserializer_reads_the_confluent_framing(reader: Reader, t
     assert got["text"] == TEXT
     assert got["metadata"] == METADATA
     assert got["segments"][1]["words"][0]["speaker"] == "SPEAKER_01"
-    assert got == transcript  # every field, to the last double
+    assert got == _json_bytes(transcript.to_avro())  # every field, to the last double
 
     got = json.loads(out["dead_letter.bin record"])
     assert (got["event_id"], got["code"]) == (ref.event_id, "STORAGE_UNAVAILABLE")
-    assert got == _json_bytes(dead_letter)
+    assert got == _json_bytes(dead_letter.to_avro())
 
     # The negative cases prove the reader could fail: it takes neither the single-object framing
     # (C3 01, no schema id) nor an id the registry never gave out.

@@ -8,19 +8,11 @@ import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from consumer.contract.avro import AUDIO_REFERENCE, DEAD_LETTER, MAGIC, SCHEMA_DIR, TRANSCRIPT_EVENT, load_schema
+from consumer.contract.dead_letters import DeadLetter, SourceRef
 from consumer.contract.errors import MalformedEventError
-from consumer.contract.events import (
-    AudioReference,
-    ObjectRef,
-    dead_letter_record,
-    decode_dead_letter,
-    decode_transcript,
-    encode_dead_letter,
-    encode_transcript,
-    parse_audio_reference,
-    transcript_from_record,
-    transcript_record,
-)
+from consumer.contract.inputs import AudioReference, ObjectRef, parse_audio_reference
+from consumer.contract.outputs import TranscriptEvent
+from consumer.contract.wire import Wire
 from pipeline.errors import ErrorCode, UndecodableAudioError
 from pipeline.types import (
     Diarization,
@@ -59,8 +51,8 @@ def test_header_is_marker_plus_wire_order_fingerprint() -> None:
     schema = load_schema(TRANSCRIPT_EVENT)
     canonical = to_parsing_canonical_form(json.loads((SCHEMA_DIR / "transcript_event.avsc").read_text()))
     fp_hex = fingerprint(canonical, "CRC-64-AVRO")
-    encoded = encode_transcript(
-        transcript_record(
+    encoded = Wire().encode(
+        TranscriptEvent.of(
             _ref(),
             _transcript(),
             blob_etag="x",
@@ -83,7 +75,7 @@ def test_each_schema_has_a_distinct_fingerprint() -> None:
 
 def test_transcript_round_trip_keeps_every_field() -> None:
     ref = _ref(timestamp_granularities=(Granularity.WORD,), metadata={"team": "calls", "ünï": "cödé"})
-    record = transcript_record(
+    event = TranscriptEvent.of(
         ref,
         _transcript(),
         blob_etag="etag-1",
@@ -94,7 +86,8 @@ def test_transcript_round_trip_keeps_every_field() -> None:
         pool="cpu",
         host="box",
     )
-    back = decode_transcript(encode_transcript(record))
+    value = Wire().encode(event)
+    back = load_schema(TRANSCRIPT_EVENT).decode(value)
     assert back["event_id"] == "e-1"
     assert back["object"] == {
         "bucket": "audio",
@@ -108,19 +101,20 @@ def test_transcript_round_trip_keeps_every_field() -> None:
     assert back["metadata"] == {"team": "calls", "ünï": "cödé"}
     assert back["warnings"] == list(_transcript().warnings)
     assert back["diarization"] == {"status": "not_requested", "reason": None}
-    assert transcript_from_record(back) == _transcript()
+    assert Wire().transcript(value).to_transcript() == _transcript()
+    assert TranscriptEvent.from_avro(back) == Wire().transcript(value)
 
 
 def test_words_are_left_out_unless_asked_for() -> None:
-    record = transcript_record(
+    record = TranscriptEvent.of(
         _ref(), _transcript(), blob_etag=None, blob_size=None, fetch_s=0, total_s=0, group="g", pool="cpu", host="h"
-    )
+    ).to_avro()
     assert record["segments"][0]["words"] == []
 
 
 def test_dead_letter_round_trip_carries_original_bytes() -> None:
     err = UndecodableAudioError("the file has no audio track")
-    record = dead_letter_record(
+    letter = DeadLetter.of(
         err,
         event_id="e-9",
         key=b"k",
@@ -133,12 +127,14 @@ def test_dead_letter_round_trip_carries_original_bytes() -> None:
         pool="cpu",
         host="h",
     )
-    back = decode_dead_letter(encode_dead_letter(record))
+    value = Wire().encode(letter)
+    back = load_schema(DEAD_LETTER).decode(value)
     assert back["code"] == "UNDECODABLE_AUDIO"
     assert back["original_value"] == b"\x00\xffraw"
     assert back["source"] == {"topic": "in", "partition": 3, "offset": 42}
     assert back["exception_type"] == "UndecodableAudioError"
     assert back["retriable"] is False
+    assert Wire().dead_letter(value).source == SourceRef("in", 3, 42)
 
 
 def test_every_error_code_is_in_the_dead_letter_enum() -> None:

@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from consumer.contract.events import (
-    AudioReference,
-    ObjectRef,
-    dead_letter_record,
-    encode_dead_letter,
-    encode_transcript,
-    transcript_record,
-)
+from consumer.contract.dead_letters import DeadLetter
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent
+from consumer.contract.wire import Wire
 from consumer.worker.dedupe import RecentEvents, event_id_of_transcript
 from pipeline.types import Diarization, DiarizationStatus, Task, Transcript
 
@@ -34,8 +30,8 @@ def test_event_id_is_read_from_the_transcript_header_alone() -> None:
     t = Transcript(
         "tiny.en", "whisper-1", Task.TRANSCRIBE, "en", None, 1.0, "hi", (), Diarization(DiarizationStatus.NOT_REQUESTED)
     )
-    value = encode_transcript(
-        transcript_record(ref, t, blob_etag=None, blob_size=1, fetch_s=0, total_s=0, group="g", pool="cpu", host="h")
+    value = Wire().encode(
+        TranscriptEvent.of(ref, t, blob_etag=None, blob_size=1, fetch_s=0, total_s=0, group="g", pool="cpu", host="h")
     )
     assert event_id_of_transcript(value) == ref.event_id
     assert event_id_of_transcript(b"{}") is None
@@ -43,8 +39,8 @@ def test_event_id_is_read_from_the_transcript_header_alone() -> None:
 
 
 def test_dead_letters_are_not_mistaken_for_transcripts() -> None:
-    letter = encode_dead_letter(
-        dead_letter_record(
+    letter = Wire().encode(
+        DeadLetter.of(
             ValueError("x"),
             event_id="e",
             key=None,

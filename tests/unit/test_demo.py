@@ -1,49 +1,56 @@
-"""The demo's speaker lines, from a transcript record: one line per change of speaker."""
+"""The demo's speaker lines, from a transcript's segments: one line per change of speaker."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from consumer.contract.outputs import Segment, Word
 from consumer.plumbing.settings import Settings
 from devtools.demo import SpeakerTurn, speaker_turns, with_diarization
 from devtools.samples import CONVERSATION
 
 
-def word(start: float, end: float, text: str, speaker: str | None) -> dict[str, Any]:
-    return {"start": start, "end": end, "word": text, "probability": 0.9, "speaker": speaker}
+def word(start: float, end: float, text: str, speaker: str | None) -> Word:
+    return Word(start=start, end=end, word=text, probability=0.9, speaker=speaker)
 
 
-def segment(start: float, end: float, text: str, speaker: str | None, words: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"start": start, "end": end, "text": text, "speaker": speaker, "words": words}
+def segment(start: float, end: float, text: str, speaker: str | None, words: list[Word]) -> Segment:
+    return Segment(
+        id=0,
+        start=start,
+        end=end,
+        text=text,
+        avg_logprob=-0.2,
+        no_speech_prob=0.01,
+        compression_ratio=1.1,
+        speaker=speaker,
+        words=tuple(words),
+    )
 
 
 def test_consecutive_words_of_one_speaker_are_one_turn() -> None:
-    record = {
-        "segments": [
-            segment(
-                0.0,
-                2.0,
-                " Good morning.",
-                "SPEAKER_00",
-                [word(0.0, 0.9, " Good", "SPEAKER_00"), word(1.0, 2.0, " morning.", "SPEAKER_00")],
-            ),
-            segment(
-                2.0,
-                4.5,
-                " Thanks, hello.",
-                "SPEAKER_00",
-                [
-                    word(2.0, 2.8, " Thanks,", "SPEAKER_00"),
-                    word(2.9, 3.3, " uh", None),  # unplaced: stays in the turn
-                    word(3.5, 4.5, " hello.", "SPEAKER_01"),
-                ],
-            ),
-            segment(5.0, 12.3, " Bye.", "SPEAKER_00", [word(5.0, 12.3, " Bye.", "SPEAKER_00")]),
-        ]
-    }
-    turns = speaker_turns(record)
+    segments = [
+        segment(
+            0.0,
+            2.0,
+            " Good morning.",
+            "SPEAKER_00",
+            [word(0.0, 0.9, " Good", "SPEAKER_00"), word(1.0, 2.0, " morning.", "SPEAKER_00")],
+        ),
+        segment(
+            2.0,
+            4.5,
+            " Thanks, hello.",
+            "SPEAKER_00",
+            [
+                word(2.0, 2.8, " Thanks,", "SPEAKER_00"),
+                word(2.9, 3.3, " uh", None),  # unplaced: stays in the turn
+                word(3.5, 4.5, " hello.", "SPEAKER_01"),
+            ],
+        ),
+        segment(5.0, 12.3, " Bye.", "SPEAKER_00", [word(5.0, 12.3, " Bye.", "SPEAKER_00")]),
+    ]
+    turns = speaker_turns(segments)
     assert turns == [
         SpeakerTurn(0.0, 3.3, "SPEAKER_00", "Good morning. Thanks, uh"),
         SpeakerTurn(3.5, 4.5, "SPEAKER_01", "hello."),
@@ -57,13 +64,11 @@ def test_consecutive_words_of_one_speaker_are_one_turn() -> None:
 
 
 def test_without_speakers_each_segment_is_a_line() -> None:
-    record = {
-        "segments": [
-            segment(0.0, 2.0, " One.", None, [word(0.0, 2.0, " One.", None)]),
-            segment(2.5, 4.0, " Two.", None, []),
-        ]
-    }
-    assert [t.line() for t in speaker_turns(record)] == ["[ 0.0- 2.0] One.", "[ 2.5- 4.0] Two."]
+    segments = [
+        segment(0.0, 2.0, " One.", None, [word(0.0, 2.0, " One.", None)]),
+        segment(2.5, 4.0, " Two.", None, []),
+    ]
+    assert [t.line() for t in speaker_turns(segments)] == ["[ 0.0- 2.0] One.", "[ 2.5- 4.0] Two."]
 
 
 def test_the_demo_turns_diarization_on_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,17 +6,14 @@ import asyncio
 import json
 import urllib.request
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from consumer.contract.events import (
-    AudioReference,
-    ObjectRef,
-    decode_transcript,
-    encode_transcript,
-    transcript_from_record,
-    transcript_record,
-)
+from consumer.contract.avro import TRANSCRIPT_EVENT, load_schema
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent
+from consumer.contract.wire import Wire
 from consumer.plumbing.health import HealthState, diarization_state, serve
 from consumer.plumbing.settings import Settings
 from consumer.worker.loop import Worker, inference_seconds
@@ -76,10 +73,18 @@ def _ref() -> AudioReference:
     return AudioReference(event_id="e-1", object=ObjectRef(bucket="audio", key="a/b.wav"))
 
 
-def _record(transcript: Transcript) -> dict[str, object]:
-    return transcript_record(
+def _event(transcript: Transcript) -> TranscriptEvent:
+    return TranscriptEvent.of(
         _ref(), transcript, blob_etag="x", blob_size=10, fetch_s=0.1, total_s=11.0, group="g", pool="cpu", host="h"
     )
+
+
+def _record(transcript: Transcript) -> dict[str, object]:
+    return _event(transcript).to_avro()
+
+
+def _decoded(value: bytes) -> dict[str, Any]:
+    return load_schema(TRANSCRIPT_EVENT).decode(value)
 
 
 def _worker(metrics: WorkerMetrics, diarizer: object | None = None) -> Worker:
@@ -224,25 +229,29 @@ def test_inference_seconds() -> None:
 
 def test_inference_s_round_trips_through_avro() -> None:
     transcript = _transcript(transcribe_s=10.0, diarize_s=8.0, inference_s=10.5)
-    back = decode_transcript(encode_transcript(_record(transcript)))
+    value = Wire().encode(_event(transcript))
+    back = _decoded(value)
     assert back["timings"]["inference_s"] == 10.5
     assert (back["timings"]["transcribe_s"], back["timings"]["diarize_s"]) == (10.0, 8.0)
-    assert transcript_from_record(back) == transcript
+    assert Wire().transcript(value).to_transcript() == transcript
 
 
 def test_a_cache_hit_has_no_inference_time() -> None:
     hit = CacheHit(CacheTier.S3, CacheMatch.CONTENT, 1_700_000_000_000)
     # As result_cache serves it: its other inference times zeroed, the entry's inference_s still there.
     served = _transcript(decode_s=0.0, inference_s=10.5, cache=hit)
-    assert decode_transcript(encode_transcript(_record(served)))["timings"]["inference_s"] == 0.0
+    assert _decoded(Wire().encode(_event(served)))["timings"]["inference_s"] == 0.0
 
 
 def test_skipped_no_speech_round_trips_through_avro() -> None:
     reason = "no speech in the clip"
     transcript = _transcript(diarization=Diarization(DiarizationStatus.SKIPPED_NO_SPEECH, reason), speakers=(), text="")
-    back = decode_transcript(encode_transcript(_record(transcript)))
+    value = Wire().encode(_event(transcript))
+    back = _decoded(value)
     assert back["diarization"] == {"status": "skipped_no_speech", "reason": reason}
-    assert transcript_from_record(back).diarization == Diarization(DiarizationStatus.SKIPPED_NO_SPEECH, reason)
+    assert Wire().transcript(value).to_transcript().diarization == Diarization(
+        DiarizationStatus.SKIPPED_NO_SPEECH, reason
+    )
 
 
 def test_a_record_of_the_previous_schema_reads_inference_s_as_zero() -> None:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from consumer.contract.errors import InvalidEventError, MalformedEventError
-from consumer.contract.events import MAX_METADATA_BYTES, parse_audio_reference, parse_granularities, peek_event_id
+from consumer.contract.inputs import MAX_METADATA_BYTES, parse_audio_reference, parse_granularities, peek_event_id
 from pipeline.errors import ErrorCode
 from pipeline.types import DiarizationMode, Granularity, Task
 
@@ -86,7 +86,7 @@ def test_peek_event_id_is_best_effort() -> None:
 
 
 def test_peek_reads_avro_too() -> None:
-    from consumer.contract.events import AudioReference, ObjectRef
+    from consumer.contract.inputs import AudioReference, ObjectRef
 
     ref = AudioReference(event_id="avro-1", object=ObjectRef(bucket="audio", key="k"))
     assert peek_event_id(ref.to_avro()) == "avro-1"

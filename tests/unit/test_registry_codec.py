@@ -17,8 +17,9 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import Mo
 from fastavro import parse_schema, schemaless_writer
 
 from consumer.contract.avro import AUDIO_REFERENCE, DEAD_LETTER, SCHEMA_DIR, TRANSCRIPT_EVENT, load_schema
+from consumer.contract.dead_letters import DeadLetter
 from consumer.contract.errors import MalformedEventError
-from consumer.contract.events import AudioReference, ObjectRef, dead_letter_record, encode_dead_letter
+from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.contract.registry import (
     RegistryCodec,
     RegistryError,
@@ -27,6 +28,7 @@ from consumer.contract.registry import (
     UnknownSchemaId,
     framing,
 )
+from consumer.contract.wire import Wire
 from pipeline.errors import ErrorCode, UndecodableAudioError
 
 TOPIC = "audio.transcripts"
@@ -47,7 +49,7 @@ def _record(name: str, single_object: bytes) -> dict[str, Any]:
 
 
 def _dead_letter_bytes() -> bytes:
-    letter = dead_letter_record(
+    letter = DeadLetter.of(
         UndecodableAudioError("no audio stream"),
         event_id="4f1c-0002",
         key=b"4f1c-0002",
@@ -60,7 +62,7 @@ def _dead_letter_bytes() -> bytes:
         pool="cpu",
         host="worker-1",
     )
-    return encode_dead_letter(letter)
+    return Wire().encode(letter)
 
 
 @pytest.fixture

@@ -13,14 +13,9 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from consumer.contract.avro import SCHEMA_DIR
-from consumer.contract.events import (
-    AudioReference,
-    ObjectRef,
-    decode_transcript,
-    encode_transcript,
-    transcript_from_record,
-    transcript_record,
-)
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent, from_millis
+from consumer.contract.wire import Wire
 from consumer.plumbing.settings import Settings
 from consumer.worker.result_cache import engine_identity
 from consumer.worker.result_cache_s3 import parse_prefix
@@ -206,7 +201,7 @@ def test_approx_bytes_grows_with_words() -> None:
 def test_cache_hit_round_trips_through_the_transcript_event() -> None:
     ref = AudioReference(event_id="e-1", object=ObjectRef(bucket="audio", key="a.wav"))
     hit = CacheHit(CacheTier.S3, CacheMatch.CONTENT, computed_at_ms=1_764_064_800_123)
-    record = transcript_record(
+    event = TranscriptEvent.of(
         ref,
         replace(_transcript(0), cache=hit),
         blob_etag="e",
@@ -217,13 +212,15 @@ def test_cache_hit_round_trips_through_the_transcript_event() -> None:
         pool="cpu",
         host="h",
     )
-    assert record["cache"] == {"tier": "s3", "matched_by": "content", "computed_at": 1_764_064_800_123}
-    back = transcript_from_record(decode_transcript(encode_transcript(record)))
+    # timestamp-millis as fastavro writes and reads it: a datetime, to the millisecond.
+    computed_at = from_millis(1_764_064_800_123)
+    assert event.to_avro()["cache"] == {"tier": "s3", "matched_by": "content", "computed_at": computed_at}
+    back = Wire().transcript(Wire().encode(event)).to_transcript()
     assert back.cache == hit
-    plain = transcript_record(
+    plain = TranscriptEvent.of(
         ref, _transcript(0), blob_etag="e", blob_size=1, fetch_s=0.0, total_s=0.0, group="g", pool="cpu", host="h"
     )
-    assert plain["cache"] is None and transcript_from_record(decode_transcript(encode_transcript(plain))).cache is None
+    assert plain.to_avro()["cache"] is None and Wire().transcript(Wire().encode(plain)).to_transcript().cache is None
 
 
 def test_the_cache_field_is_a_compatible_evolution() -> None:
@@ -235,7 +232,7 @@ def test_the_cache_field_is_a_compatible_evolution() -> None:
     new, old = parse_schema(new_raw), parse_schema(json.loads(json.dumps(old_raw)))
     ref = AudioReference(event_id="e-1", object=ObjectRef(bucket="audio", key="a.wav"))
     hit = CacheHit(CacheTier.MEMORY, CacheMatch.OBJECT, computed_at_ms=1)
-    record = transcript_record(
+    record = TranscriptEvent.of(
         ref,
         replace(_transcript(2), cache=hit),
         blob_etag=None,
@@ -245,7 +242,7 @@ def test_the_cache_field_is_a_compatible_evolution() -> None:
         group="g",
         pool="cpu",
         host="h",
-    )
+    ).to_avro()
 
     buf = io.BytesIO()
     schemaless_writer(buf, new, record)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from consumer.contract.events import AudioReference
+from consumer.contract.inputs import AudioReference
 from consumer.plumbing.settings import Settings
 from consumer.router.rules import (
     GpuObservation,

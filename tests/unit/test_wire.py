@@ -9,8 +9,10 @@ import pytest
 
 from consumer.contract.avro import AUDIO_REFERENCE, DEAD_LETTER, MAGIC, TRANSCRIPT_EVENT, load_schema
 from consumer.contract.cloudevents import EVENT_TYPES
+from consumer.contract.dead_letters import DeadLetter
 from consumer.contract.errors import MalformedEventError, StorageUnavailableError
-from consumer.contract.events import AudioReference, ObjectRef, dead_letter_record, transcript_record
+from consumer.contract.inputs import AudioReference, ObjectRef
+from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.registry import RegistryCodec, framing
 from consumer.contract.wire import Wire
 from consumer.worker.dedupe import event_id_of_transcript
@@ -19,8 +21,8 @@ from pipeline.types import Diarization, DiarizationStatus, Task, Transcript
 OUT, DLQ = "audio.transcripts", "audio.dead-letters"
 
 
-def _letter(event_id: str | None) -> dict[str, object]:
-    letter = dead_letter_record(
+def _letter(event_id: str | None) -> DeadLetter:
+    return DeadLetter.of(
         StorageUnavailableError("503"),
         event_id=event_id,
         key=None,
@@ -33,7 +35,6 @@ def _letter(event_id: str | None) -> dict[str, object]:
         pool="cpu",
         host="h",
     )
-    return letter.to_avro()
 
 
 @pytest.fixture
@@ -46,35 +47,36 @@ def registry_wire() -> Wire:
 def test_without_a_registry_outputs_stay_single_object() -> None:
     wire = Wire()
     assert wire.register(OUT, DLQ) == {}
-    value = wire.encode(DEAD_LETTER, _letter("e-1"))
+    value = wire.encode(_letter("e-1"))
     assert value[:2] == MAGIC and framing(value) == "single-object"
     assert wire.result(DLQ, DLQ, 0, 3, value).event_id == "e-1"
 
 
 def test_with_a_registry_outputs_are_confluent_and_both_framings_read(registry_wire: Wire) -> None:
     letter = _letter("e-2")
-    confluent = registry_wire.encode(DEAD_LETTER, letter)
+    confluent = registry_wire.encode(letter)
     assert confluent[:1] == b"\x00" and framing(confluent) == "confluent"
-    single = load_schema(DEAD_LETTER).encode(letter)
+    single = load_schema(DEAD_LETTER).encode(letter.to_avro())
     for value in (confluent, single):  # a topic that changed mode stays readable
         result = registry_wire.result(DLQ, DLQ, 1, 9, value)
-        assert (result.kind, result.event_id, result.record["code"]) == ("dead_letter", "e-2", "STORAGE_UNAVAILABLE")
+        assert result.dead_letter is not None
+        assert (result.kind, result.event_id, result.dead_letter.code) == ("dead_letter", "e-2", "STORAGE_UNAVAILABLE")
     ref = AudioReference(event_id="ünï-e-2", object=ObjectRef(bucket="audio", key="k"))
     t = Transcript(
         "tiny.en", "whisper-1", Task.TRANSCRIBE, "en", None, 1.0, "hi", (), Diarization(DiarizationStatus.NOT_REQUESTED)
     )
-    record = transcript_record(
+    event = TranscriptEvent.of(
         ref, t, blob_etag=None, blob_size=1, fetch_s=0, total_s=0, group="g", pool="cpu", host="h"
     )
     # Dedupe reads the event id of either framing from the header alone.
-    for value in (registry_wire.encode(TRANSCRIPT_EVENT, record), load_schema(TRANSCRIPT_EVENT).encode(record)):
+    for value in (registry_wire.encode(event), load_schema(TRANSCRIPT_EVENT).encode(event.to_avro())):
         assert event_id_of_transcript(value) == ref.event_id
 
 
 def test_confluent_without_a_registry_is_a_malformed_event(registry_wire: Wire) -> None:
-    value = registry_wire.encode(DEAD_LETTER, _letter("e-3"))
+    value = registry_wire.encode(_letter("e-3"))
     with pytest.raises(MalformedEventError, match="SCHEMA_REGISTRY_URL"):
-        Wire().decode(value, DEAD_LETTER)
+        Wire().dead_letter(value)
 
 
 def test_headers_name_the_event_its_kind_source_and_schema(registry_wire: Wire) -> None:
@@ -92,7 +94,7 @@ def test_inputs_in_every_framing_and_the_ce_id_fallback(registry_wire: Wire) -> 
     ref = AudioReference(event_id="e-6", object=ObjectRef(bucket="audio", key="a.wav"), profile="whisper-1-fast")
     assert registry_wire.registry is not None
     registry_wire.registry.register("audio.references", AUDIO_REFERENCE)
-    confluent = registry_wire.encode(AUDIO_REFERENCE, load_schema(AUDIO_REFERENCE).decode(ref.to_avro()))
+    confluent = registry_wire.registry.encode(AUDIO_REFERENCE, load_schema(AUDIO_REFERENCE).decode(ref.to_avro()))
     for value in (ref.to_json(), ref.to_avro(), confluent):
         assert registry_wire.reference(value) == ref
     body = json.loads(ref.to_json())
