@@ -48,8 +48,12 @@ def downstream(stack: EmbeddedStack) -> Iterator[EmbeddedStack]:
             servers.node(name).stop()
 
 
-def _connector(name: str, topic: str, table: str | None = None) -> dict[str, str]:
-    config: dict[str, str] = json.loads((CONNECT / f"{name}.json").read_text())
+def _connector(servers: EmbeddedStack, name: str, topic: str, table: str | None = None) -> dict[str, str]:
+    # deploy/connect's files name the default stack's ports; a test lane may run its stack on others.
+    text = (CONNECT / f"{name}.json").read_text()
+    text = text.replace("127.0.0.1:19432", f"127.0.0.1:{servers.postgres.port}")
+    text = text.replace("http://127.0.0.1:19081/apis/registry/v2", servers.registry.native_url)
+    config: dict[str, str] = json.loads(text)
     config["topics"] = topic
     if table is not None:
         config["table.name.format"] = table
@@ -68,8 +72,8 @@ async def test_connect_lands_transcripts_in_postgres_upserted_by_event_id(
     )
     run = uuid.uuid4().hex[:8]
     typed_table = f"transcripts_{run}"
-    connectors = {f"typed-{run}": _connector("transcripts-typed", s.kafka_output_topic, typed_table)}
-    connectors[f"document-{run}"] = _connector("transcripts-document", s.kafka_output_topic)
+    connectors = {f"typed-{run}": _connector(downstream, "transcripts-typed", s.kafka_output_topic, typed_table)}
+    connectors[f"document-{run}"] = _connector(downstream, "transcripts-document", s.kafka_output_topic)
     for name, config in connectors.items():
         await asyncio.to_thread(downstream.connect.put_connector, name, config)
     try:
