@@ -121,11 +121,11 @@ class EventPath:
                 self.observer.ignored()
                 return Outcome(Status.IGNORED)
             structlog.contextvars.bind_contextvars(profile=job.ref.profile)
-            if job.event_id in self.done:
+            if job.event_id in self.done:  # dedupe
                 await self._delivery().skip(record)
                 self.observer.duplicate()
                 return Outcome(Status.DUPLICATE)
-            if isinstance(job, Decoded):
+            if isinstance(job, Decoded):  # a batched Job comes fetched already
                 job = await self.fetch(job)
             if isinstance(job, Refused):
                 raise job.error
@@ -133,7 +133,7 @@ class EventPath:
             if transcript is None:
                 transcript = await self._transcribe(job)
             publish_s = await self._publish(job, transcript)
-            self.done.add(job.event_id)
+            self.done.add(job.event_id)  # remember: a redelivery is now a duplicate
             await self.results.remember(job.blob, job.ref, transcript)
             self.observer.transcribed(job, transcript, publish_s)
             return Outcome(Status.TRANSCRIBED)
