@@ -16,8 +16,9 @@ from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.wire import Wire
 from consumer.plumbing.health import HealthState, diarization_state, serve
 from consumer.plumbing.settings import Settings
-from consumer.worker.loop import Worker, inference_seconds
+from consumer.worker.loop import Worker
 from consumer.worker.metrics import WorkerMetrics
+from consumer.worker.observe import inference_seconds
 from pipeline.types import (
     CacheHit,
     CacheMatch,
@@ -88,7 +89,7 @@ def _decoded(value: bytes) -> dict[str, Any]:
 
 
 def _worker(metrics: WorkerMetrics, diarizer: object | None = None) -> Worker:
-    # Only what Worker.__init__ and _observe read: no broker, no object store, no model.
+    # Only what Worker.__init__ and the observer's count_transcript read: no broker, no object store, no model.
     pipeline = SimpleNamespace(transcriber=SimpleNamespace(info=SimpleNamespace(device="cpu")), diarizer=diarizer)
     settings = Settings(result_cache_enabled=False)
     return Worker(settings, pipeline, store=SimpleNamespace(), metrics=metrics)  # type: ignore[arg-type]
@@ -195,7 +196,7 @@ def _sample(metrics: WorkerMetrics, name: str, **labels: str) -> float | None:
 
 def test_transcription_duration_is_the_wall_time_not_the_sum() -> None:
     metrics = WorkerMetrics()
-    _worker(metrics)._observe(
+    _worker(metrics).observer.count_transcript(
         _transcript(transcribe_s=10.0, diarize_s=8.0, inference_s=10.5), fetch_s=0.1, publish_s=0.05
     )
     labels = {"model": "tiny.en", "profile": "whisper-1", "with_diarization": "true"}
@@ -210,7 +211,7 @@ def test_transcription_duration_is_the_wall_time_not_the_sum() -> None:
 def test_transcription_duration_falls_back_to_whisper_time_without_a_wall_time() -> None:
     metrics = WorkerMetrics()
     plain = _transcript(diarization=Diarization(DiarizationStatus.NOT_REQUESTED), speakers=(), transcribe_s=3.0)
-    _worker(metrics)._observe(plain, fetch_s=0.1, publish_s=0.05)
+    _worker(metrics).observer.count_transcript(plain, fetch_s=0.1, publish_s=0.05)
     labels = {"model": "tiny.en", "profile": "whisper-1", "with_diarization": "false"}
     assert _sample(metrics, "transcription_duration_seconds_sum", **labels) == pytest.approx(3.0)
     assert not _sample(metrics, "fwv2_step_duration_seconds_count", step="diarize")  # it did not run (0 from start)

@@ -7,7 +7,6 @@ its key arrives URL-encoded ("+" for a space, "%2B" for a plus). Other shapes ar
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections.abc import Iterable
@@ -240,17 +239,15 @@ async def test_the_worker_reads_every_output_partition_when_assigned_notificatio
         return 0
 
     monkeypatch.setattr(worker_module.dedupe, "warm", warm)
-    fake = SimpleNamespace(
-        settings=DevSettings(kafka_notification_topic="audio.notifications"),
-        done=set(),
-        warmed=asyncio.Event(),
-        delivery=None,
-    )
-    listener = worker_module._DrainOnRevoke(fake)
+    # A worker that never runs: no broker (no delivery yet), no object store, no model.
+    settings = DevSettings(kafka_notification_topic="audio.notifications", result_cache_enabled=False)
+    pipeline = SimpleNamespace(transcriber=SimpleNamespace(info=SimpleNamespace(device="cpu")), diarizer=None)
+    worker = worker_module.Worker(settings, pipeline, store=SimpleNamespace())  # type: ignore[arg-type]
+    listener = worker_module._DrainOnRevoke(worker)
     await listener.on_partitions_assigned(
         {TopicPartition("audio.references", 1), TopicPartition("audio.references", 4)}
     )
-    assert warmed == [[1, 4]] and fake.warmed.is_set()
+    assert warmed == [[1, 4]] and worker.warmed.is_set()
     await listener.on_partitions_assigned(
         {TopicPartition("audio.references", 1), TopicPartition("audio.notifications", 2)}
     )
