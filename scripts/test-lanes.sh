@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Every test, in three lanes side by side (scripts/test.sh runs this with the Docker engine up).
+# Every test, in four lanes side by side (scripts/test.sh runs this with the Docker engine up).
 #
 # Most of an integration test is waiting (a broker round trip, a worker's start, a container), so two
-# cores run three lanes in well under the time of one. Each lane is its own pytest process with its own
+# cores run four lanes in well under the time of one. Each lane is its own pytest process with its own
 # embedded stack: its own ports and its own folder, so no lane sees another's topics, groups or servers.
-#   stack      tests/integration (all but the files of `docker`): genuine Kafka and MinIO on 19092/19000
+#   stack      tests/integration but the files of the lanes below: genuine Kafka and MinIO on 19092/19000
+#   recovery   the integration files that kill, restart and re-route workers (reliability, routing, the
+#              result cache): their own stack on 44092/44000
 #   docker     tests/gateway, and the integration files that run images, compose, the secure stack, the
 #              downstream servers and the benchmarks: their own stack on 49092/49000
 #   local      tests/unit, tests/diarization, tests/deploy, tests/interop: no Kafka; the registry of
 #              tests/interop on its own port (59081)
 # The secure stack (fixed ports 29092/29000) and compose (39092...) run only in the `docker` lane.
-# Each lane's output goes to .test-logs/<lane>.log, printed whole when the lane ends; the exit status is
-# that of the first failed lane. Extra arguments go to every lane's pytest (e.g. -x, --durations=20).
+# Each lane's output goes to .test-logs/<lane>.log, printed whole when the lanes end, with its slowest
+# tests; the exit status is that of the first failed lane. Extra arguments go to every lane's pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 mkdir -p .test-logs
 
 DOCKER_LANE_INTEGRATION=(test_images test_compose_up test_secure_stack test_downstream test_bench_smoke)
+RECOVERY_LANE_INTEGRATION=(test_reliability test_routing test_result_cache)
 
 lane_env() {  # lane_env BASE: the settings that put a lane's stack on its own ports and folder
   local base=$1
@@ -25,9 +28,13 @@ lane_env() {  # lane_env BASE: the settings that put a lane's stack on its own p
     "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${base}092 S3_ENDPOINT=127.0.0.1:${base}000 STACK_DIR=$PWD/.stack-lane-$2"
 }
 
-docker_files=() ignore=()
+docker_files=() recovery_files=() ignore=()
 for name in "${DOCKER_LANE_INTEGRATION[@]}"; do
   docker_files+=("tests/integration/$name.py")
+  ignore+=("--ignore=tests/integration/$name.py")
+done
+for name in "${RECOVERY_LANE_INTEGRATION[@]}"; do
+  recovery_files+=("tests/integration/$name.py")
   ignore+=("--ignore=tests/integration/$name.py")
 done
 
@@ -36,16 +43,17 @@ run_lane() {  # run_lane NAME ENV PYTEST-ARGS...
   local name=$1 env=$2; shift 2
   started[$name]=$SECONDS
   # shellcheck disable=SC2086 # $env is a list of NAME=value words
-  env $env .venv/bin/python -m pytest -ra -p no:cacheprovider "$@" >".test-logs/$name.log" 2>&1 &
+  env $env .venv/bin/python -m pytest -ra -p no:cacheprovider --durations=10 "$@" >".test-logs/$name.log" 2>&1 &
   pids[$name]=$!
 }
 
 run_lane stack "" tests/integration "${ignore[@]}" "$@"
+run_lane recovery "$(lane_env 44 recovery)" "${recovery_files[@]}" "$@"
 run_lane docker "$(lane_env 49 docker)" tests/gateway "${docker_files[@]}" "$@"
 run_lane local "$(lane_env 59 local)" tests/unit tests/diarization tests/deploy tests/interop "$@"
 
 status=0 summary=()
-for name in local docker stack; do
+for name in local docker recovery stack; do
   wait "${pids[$name]}"
   rc=$?
   took=$((SECONDS - started[$name]))
