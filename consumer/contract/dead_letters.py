@@ -1,7 +1,7 @@
 """The dead letter: an input event the stage could not turn into a transcript, and why.
 
 ``DeadLetter`` is ``schemas/dead_letter.avsc`` as a typed value; ``to_avro`` and ``from_avro`` are
-the only places that know the record's keys (tests/unit/test_output_schemas.py holds the dataclasses
+the only places that know the record's keys (tests/unit/consumer/contract/test_output_schemas.py holds the dataclasses
 to the schema). The error decides the code and whether it was retriable, never a message.
 """
 

@@ -3,7 +3,7 @@
 Built from the pipeline's ``Transcript`` and the request it answers (``TranscriptEvent.of``), turned
 back into a ``Transcript`` for the shared renderers (``to_transcript``). ``to_avro`` and ``from_avro``
 are the only places that know the record's keys; ``consumer.contract.wire.Wire`` is the only encoder.
-tests/unit/test_output_schemas.py holds these dataclasses to the schema, field by field.
+tests/unit/consumer/contract/test_output_schemas.py holds these dataclasses to the schema, field by field.
 
 Timestamps are ``datetime``, as fastavro reads ``timestamp-millis``, so ``to_avro`` gives exactly the
 record a reader decodes and ``fwv2 tail --format avro-json`` prints.

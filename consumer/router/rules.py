@@ -2,7 +2,7 @@
 
 The router (``consumer.router.service``) reads each AudioReference once and hands it to exactly one pool
 by writing it to that pool's topic. This module decides where, from the event and from whether
-the GPU pool is behind; it does no I/O, so every rule is unit-tested (tests/unit/test_routing.py).
+the GPU pool is behind; it does no I/O, so every rule is unit-tested (tests/unit/consumer/router/test_rules.py).
 
 Policy, first match wins (docs/ROUTING.md):
 

@@ -86,3 +86,14 @@ def test_in_a_checkout_the_developers_commands_are_there() -> None:
     args = cli.build_parser().parse_args(["bench", "--speakers", "--rounds", "3"])
     assert args.rounds == 3 and args.speakers and args.func.__module__ == "bench.cli"
     assert cli.build_parser().parse_args(["stack", "status"]).func.__module__ == "devtools.cli"
+
+
+def test_unit_tests_mirror_the_package_tree() -> None:
+    """tests/unit/<package path>/test_<module>.py: a unit test's folder names the room it tests."""
+    unit = ROOT / "tests" / "unit"
+    for test in sorted(unit.rglob("test_*.py")):
+        room = test.parent.relative_to(unit)
+        if room == Path("."):
+            continue  # repository-wide rules (this file, the docs' paths)
+        assert (ROOT / room).is_dir(), f"{test.relative_to(ROOT)}: no package {room}/ to mirror"
+        assert (ROOT / room / "__init__.py").is_file(), f"{room}/ is not a package"

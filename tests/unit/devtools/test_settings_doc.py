@@ -11,7 +11,7 @@ import pytest
 from devtools import settings_doc
 from devtools.settings import REPO_ROOT, DevSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "SETTINGS.md"
 REGENERATE = "python -m devtools.settings_doc > docs/SETTINGS.md"
 
