@@ -21,6 +21,7 @@ from pipeline.types import (
     Diarization,
     DiarizationMode,
     DiarizationStatus,
+    Progress,
     Transcript,
     TranscriptionRequest,
 )
@@ -65,9 +66,10 @@ class Pipeline:
         """Reject what no audio could fix (an unknown profile) before any byte is fetched; else its profile."""
         return self.transcriber.profile(request.profile)
 
-    def process(self, data: bytes, request: TranscriptionRequest) -> Transcript:
+    def process(self, data: bytes, request: TranscriptionRequest, progress: Progress | None = None) -> Transcript:
+        """One clip, start to end; ``progress`` (if given) hears how far the transcription has come."""
         audio, decode_s = self._decode(data, request)
-        return self._process_decoded(audio, decode_s, request)
+        return self._process_decoded(audio, decode_s, request, progress)
 
     def process_batch(self, items: Sequence[tuple[bytes, TranscriptionRequest]]) -> list[Transcript | Exception]:
         """Several clips at once; each item's result is its transcript or its own error.
@@ -122,12 +124,18 @@ class Pipeline:
         audio = decode_audio(data, self.config.max_duration_s)
         return audio, time.perf_counter() - started
 
-    def _process_decoded(self, audio: DecodedAudio, decode_s: float, request: TranscriptionRequest) -> Transcript:
+    def _process_decoded(
+        self, audio: DecodedAudio, decode_s: float, request: TranscriptionRequest, progress: Progress | None = None
+    ) -> Transcript:
         started = time.perf_counter()
         skipped = self._skip_reason(request, audio.duration_s)
         turns = None if skipped is not None else self._start_diarization(audio, request)
+        if progress is not None:
+            progress("transcribing", 0.0, audio.duration_s)
         try:
-            transcript = replace(self.transcriber.transcribe(audio, request), decode_s=decode_s)
+            transcript = replace(self.transcriber.transcribe(audio, request, progress), decode_s=decode_s)
+            if turns is not None and progress is not None and not turns.done():
+                progress("diarizing", audio.duration_s, audio.duration_s)  # the words are in; the speakers not yet
         finally:
             if turns is not None:
                 # Whatever happened to the transcription, the diarizer's thread is free before the next clip.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pipeline.types import (
     DecodedAudio,
     Diarization,
     DiarizationStatus,
+    Progress,
     Segment,
     Transcript,
     TranscriptionRequest,
@@ -109,7 +111,9 @@ class Transcriber:
     def profile(self, name: str) -> Profile:
         return get_profile(name, self._config.overrides)
 
-    def transcribe(self, audio: DecodedAudio, request: TranscriptionRequest) -> Transcript:
+    def transcribe(
+        self, audio: DecodedAudio, request: TranscriptionRequest, progress: Progress | None = None
+    ) -> Transcript:
         profile = self.profile(request.profile)
         language = request.language
         if not self.multilingual and language is None:
@@ -135,9 +139,11 @@ class Transcriber:
                 raw_segments, info = self.batched.transcribe(
                     audio.samples, batch_size=self._config.long_audio_batch_size, without_timestamps=False, **common
                 )
-                segments = tuple(to_segment(i, s) for i, s in enumerate(raw_segments))
+                segments = tuple(
+                    _told(progress, audio.duration_s, (to_segment(i, s) for i, s in enumerate(raw_segments)))
+                )
             else:
-                segments, info = self._sequential(audio, common, request.temperature)
+                segments, info = self._sequential(audio, common, request.temperature, progress)
         except (MemoryError, RuntimeError, ValueError) as exc:
             raise model_failure(exc, "transcribing", TranscriptionError) from exc
         elapsed = time.perf_counter() - started
@@ -156,7 +162,7 @@ class Transcriber:
         )
 
     def _sequential(
-        self, audio: DecodedAudio, common: dict[str, Any], temperature: float | None
+        self, audio: DecodedAudio, common: dict[str, Any], temperature: float | None, progress: Progress | None = None
     ) -> tuple[tuple[Segment, ...], TranscriptionInfo]:
         """faster-whisper's own sequential decoding, window by window on long audio (pipeline.windows).
 
@@ -171,12 +177,22 @@ class Transcriber:
         for start, end in windows(samples, self._config.long_audio_window_s):
             raw_segments, info = self._model.transcribe(samples[start:end], **options)
             offset = start / SAMPLE_RATE
-            segments.extend(shifted(to_segment(len(segments), s), offset) for s in raw_segments)
+            base = len(segments)
+            found = (shifted(to_segment(base + n, s), offset) for n, s in enumerate(raw_segments))
+            segments.extend(_told(progress, audio.duration_s, found))
             if first_info is None:
                 first_info = info
                 options["language"] = info.language
         assert first_info is not None
         return tuple(segments), first_info
+
+
+def _told(progress: Progress | None, duration_s: float, segments: Iterable[Segment]) -> Iterator[Segment]:
+    """``segments`` as faster-whisper decodes them, telling ``progress`` each one's end as it comes."""
+    for segment in segments:
+        if progress is not None:
+            progress("transcribing", min(segment.end, duration_s), duration_s)
+        yield segment
 
 
 def shifted(segment: Segment, by: float) -> Segment:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -146,3 +147,9 @@ class Transcript:
     # Wall time of inference: transcription and diarization run side by side, so this is not their sum.
     inference_s: float = 0.0
     cache: CacheHit | None = None  # set when served from the result cache instead of inference
+
+
+# Told how far a transcription has come: the step ("transcribing", then "diarizing" while speakers are
+# still being found), the seconds of audio done and the audio's duration. Called from the inference
+# thread, so it must be quick and thread-safe; the worker turns it into progress StatusEvents.
+Progress = Callable[[str, float, float], None]

@@ -57,7 +57,7 @@ def is_single_object(data: bytes) -> bool:
 
 @cache
 def load_schema(name: str) -> AvroSchema:
-    """Load ``schemas/<name>.avsc``: audio_reference, transcript_event or dead_letter."""
+    """Load ``schemas/<name>.avsc``: audio_reference, transcript_event, dead_letter or status_event."""
     raw = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
     parsed = parse_schema(raw)
     # fastavro returns the fingerprint as hex already in wire (little-endian) order.
@@ -68,3 +68,4 @@ def load_schema(name: str) -> AvroSchema:
 AUDIO_REFERENCE = "audio_reference"
 TRANSCRIPT_EVENT = "transcript_event"
 DEAD_LETTER = "dead_letter"
+STATUS_EVENT = "status_event"

@@ -30,10 +30,11 @@ from cloudevents.core.formats.base import Format
 from cloudevents.core.v1.event import CloudEvent
 
 SPECVERSION: Final = "1.0"
-Kind = Literal["transcript", "dead-letter"]
+Kind = Literal["transcript", "dead-letter", "status"]
 EVENT_TYPES: Final[dict[Kind, str]] = {
     "transcript": "io.fwv2.transcript.v1",
     "dead-letter": "io.fwv2.dead-letter.v1",
+    "status": "io.fwv2.status.v1",
 }
 # No media type for Avro is registered (AVRO-488); ``application/avro`` is the CloudEvents spec's own
 # example and Debezium's label for registry-framed Avro data. ``avro/binary`` breaks RFC 6838.

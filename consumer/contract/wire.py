@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.contract.avro import AUDIO_REFERENCE, DEAD_LETTER, TRANSCRIPT_EVENT, load_schema
+from consumer.contract.avro import AUDIO_REFERENCE, DEAD_LETTER, STATUS_EVENT, TRANSCRIPT_EVENT, load_schema
 from consumer.contract.cloudevents import (
     CONTENT_TYPE_CONFLUENT,
     CONTENT_TYPE_SINGLE_OBJECT,
@@ -31,6 +31,7 @@ from consumer.contract.inputs import AudioReference, parse_audio_reference, refe
 from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.registry import CONFLUENT_HEADER, RegistryCodec, RegistryUnavailable, framing
 from consumer.contract.results import Result
+from consumer.contract.status import StatusEvent
 
 Headers = list[tuple[str, bytes]]
 
@@ -50,7 +51,7 @@ class Wire:
     def framing(self) -> str:
         return "confluent" if self.registry is not None else "single-object"
 
-    def register(self, transcript_topic: str, dead_letter_topic: str) -> dict[str, int]:
+    def register(self, transcript_topic: str, dead_letter_topic: str, status_topic: str = "") -> dict[str, int]:
         """Register the output schemas (blocking; the worker calls it at start, before any record is written).
 
         Raises ``SchemaIncompatible`` when the registry refuses a schema under its compatibility rule,
@@ -58,19 +59,28 @@ class Wire:
         """
         if self.registry is None:
             return {}
-        return {
+        ids = {
             f"{transcript_topic}-value": self.registry.register(transcript_topic, TRANSCRIPT_EVENT),
             f"{dead_letter_topic}-value": self.registry.register(dead_letter_topic, DEAD_LETTER),
         }
+        if status_topic:
+            ids[f"{status_topic}-value"] = self.registry.register(status_topic, STATUS_EVENT)
+        return ids
 
     def close(self) -> None:
         if self.registry is not None:
             self.registry.close()
 
     # --- out ---------------------------------------------------------------------------------
-    def encode(self, event: TranscriptEvent | DeadLetter) -> bytes:
+    def encode(self, event: TranscriptEvent | DeadLetter | StatusEvent) -> bytes:
         """An output record's value, in this deployment's framing: the one encoder of every output."""
-        schema_name = TRANSCRIPT_EVENT if isinstance(event, TranscriptEvent) else DEAD_LETTER
+        schema_name = (
+            TRANSCRIPT_EVENT
+            if isinstance(event, TranscriptEvent)
+            else STATUS_EVENT
+            if isinstance(event, StatusEvent)
+            else DEAD_LETTER
+        )
         record = event.to_avro()
         if self.registry is not None:
             return self.registry.encode(schema_name, record)
@@ -115,6 +125,10 @@ class Wire:
     def transcript(self, value: bytes) -> TranscriptEvent:
         """A TranscriptEvent in any Avro framing."""
         return TranscriptEvent.from_avro(self._decode(value, TRANSCRIPT_EVENT))
+
+    def status(self, value: bytes) -> StatusEvent:
+        """A status record's value, in any Avro framing."""
+        return StatusEvent.from_avro(self._decode(value, STATUS_EVENT))
 
     def dead_letter(self, value: bytes) -> DeadLetter:
         """A DeadLetter in any Avro framing."""

@@ -45,6 +45,13 @@ class KafkaSettings(SettingsGroup):
     kafka_input_topic: str = Field("audio.references", description="Topic of AudioReference events.")
     kafka_output_topic: str = Field("audio.transcripts", description="Topic the TranscriptEvents go to.")
     kafka_dead_letter_topic: str = Field("audio.dead-letters", description="Topic the DeadLetter records go to.")
+    kafka_status_topic: str = Field(
+        "audio.status",
+        description=(
+            "Topic the StatusEvents go to (accepted, progress, completed, dead_lettered; docs/EVENTS.md); "
+            "empty: no status events."
+        ),
+    )
     kafka_group_id: str = Field("fwv2-cpu", description="Consumer group of this worker pool.")
     kafka_client_id: str = Field("fwv2", description="Client id prefix seen in broker logs and quotas.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -352,6 +359,14 @@ class DeliverySettings(SettingsGroup):
     )
     transaction_max_ms: int = Field(
         100, ge=0, description="exactly_once: the longest a transaction stays open for more outcomes to join it."
+    )
+    status_progress_interval_s: float = Field(
+        5.0, gt=0, description="The least time between two progress StatusEvents of one event."
+    )
+    status_progress_min_audio_s: float = Field(
+        60.0,
+        ge=0,
+        description="Audio at least this long gets progress StatusEvents; shorter audio only its accepted and outcome.",
     )
     fault_pause_before_commit_s: float = Field(
         0.0,

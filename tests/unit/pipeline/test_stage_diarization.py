@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 import wave
 
 import numpy as np
@@ -20,9 +21,12 @@ from pipeline.types import DiarizationMode, DiarizationStatus, Granularity, Tran
 class FakeDiarizer:
     """Records which thread it ran on and whether transcription was running at that moment."""
 
-    def __init__(self, turns: tuple[SpeakerTurn, ...] = (), error: Exception | None = None) -> None:
+    def __init__(
+        self, turns: tuple[SpeakerTurn, ...] = (), error: Exception | None = None, delay_s: float = 0.0
+    ) -> None:
         self.turns = turns
         self.error = error
+        self.delay_s = delay_s  # how long the speakers take after the transcription has started
         self.threads: list[str] = []
         self.transcribing = threading.Event()
         self.saw_transcription_running = False
@@ -32,6 +36,7 @@ class FakeDiarizer:
     ) -> tuple[SpeakerTurn, ...]:
         self.threads.append(threading.current_thread().name)
         self.saw_transcription_running = self.transcribing.wait(timeout=30)
+        time.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
         return self.turns
@@ -64,9 +69,9 @@ def _with(stage: Pipeline, fake: FakeDiarizer) -> Pipeline:
     stage._diarize_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
     real = stage.transcriber.transcribe
 
-    def transcribe(audio, request):  # type: ignore[no-untyped-def]
+    def transcribe(audio, request, progress=None):  # type: ignore[no-untyped-def]
         fake.transcribing.set()  # the diarizer waits for this: proof the two overlap
-        return real(audio, request)
+        return real(audio, request, progress)
 
     stage.transcriber.transcribe = transcribe  # type: ignore[method-assign]
     return stage
@@ -136,3 +141,15 @@ def test_whisper_threads_leave_the_diarization_its_core_only_for_pyannote_cluste
     assert Settings(**pyannote, device="cuda").whisper_threads() == 0
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert Settings(**pyannote).whisper_threads() == 1
+
+
+def test_progress_hears_the_transcription_then_the_diarization(stage: Pipeline) -> None:
+    """The worker's progress StatusEvents come from here: segment ends, then "diarizing" while speakers wait."""
+    heard: list[tuple[str, float, float]] = []
+    fake = FakeDiarizer(turns=(SpeakerTurn(0.0, 31.0, "SPEAKER_00"),), delay_s=1.0)
+    _with(stage, fake).process(_wav(31), SPEAKERS, progress=lambda *a: heard.append(a))
+    assert heard[0] == ("transcribing", 0.0, pytest.approx(31.0))
+    steps = [step for step, _, _ in heard]
+    assert steps[-1] == "diarizing" and set(steps) == {"transcribing", "diarizing"}
+    done = [d for step, d, _ in heard if step == "transcribing"]
+    assert done == sorted(done) and all(0.0 <= d <= 31.0 + 1e-6 for d in done)

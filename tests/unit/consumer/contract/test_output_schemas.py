@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from consumer.contract.avro import DEAD_LETTER, SCHEMA_DIR, TRANSCRIPT_EVENT, load_schema
+from consumer.contract.avro import DEAD_LETTER, SCHEMA_DIR, STATUS_EVENT, TRANSCRIPT_EVENT, load_schema
 from consumer.contract.dead_letters import DeadLetter
 from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.contract.outputs import TranscriptEvent, from_millis
+from consumer.contract.status import JobState, OutcomeRef, StatusEvent, Step
 from consumer.contract.wire import Wire
 from pipeline.errors import UndecodableAudioError
 from pipeline.types import (
@@ -157,6 +158,30 @@ def test_transcript_event_is_the_schema() -> None:
 
 def test_dead_letter_is_the_schema() -> None:
     assert mismatches(DeadLetter, _schema(DEAD_LETTER)) == []
+
+
+def test_status_event_is_the_schema() -> None:
+    assert mismatches(StatusEvent, _schema(STATUS_EVENT)) == []
+
+
+def test_a_status_event_reads_back_equal_in_both_framings() -> None:
+    event = StatusEvent(
+        event_id="e1",
+        state=JobState.COMPLETED,
+        run_id="r1",
+        attempt=2,
+        step=Step.TRANSCRIBING,
+        progress=1.0,
+        audio_s=3600.0,
+        done_s=3600.0,
+        outcome=OutcomeRef(topic="audio.transcripts", partition=3, offset=17),
+        pool="cpu",
+        host="h",
+        emitted_at=from_millis(1_764_064_800_001),
+    )
+    value = Wire().encode(event)
+    assert Wire().status(value) == event
+    assert load_schema(STATUS_EVENT).decode(value)["state"] == "completed"
 
 
 def _field(record: dict[str, Any], dotted: str) -> dict[str, Any]:
