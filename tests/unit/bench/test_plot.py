@@ -16,6 +16,7 @@ from bench.cli import script_argv
 from bench.tools import git_commit
 from consumer.cli import build_parser
 
+ROOT = Path(__file__).resolve().parents[3]
 CPU = "Test CPU 9000, AVX-512 no"
 COMMIT = "abc1234"
 MACHINE = {"cpu": CPU, "cores": 2, "commit": COMMIT}
@@ -144,6 +145,20 @@ def test_a_file_that_is_no_result_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"a": 1}')
     with pytest.raises(ValueError, match="not a benchmark result"):
         plot.load(tmp_path / "x.json")
+
+
+def test_the_recorded_doc_results_say_where_their_numbers_come_from() -> None:
+    data = sorted((ROOT / "docs/figures/data").glob("*.json"))
+    assert data
+    for path in data:
+        payload = plot.load(path)
+        source = plot.provenance(payload)
+        assert "not recorded" not in (source.date + source.commit), path
+        assert source.source.startswith("docs/"), path
+        assert payload["machine"]["cpu"], path
+    pictures = {p.stem for p in (ROOT / "docs/figures").glob("*.png")}
+    throughput = {p.stem for p in data if plot.load(p)["benchmark"] == "throughput"}
+    assert pictures == ({p.stem for p in data} - throughput) | {"throughput"}, "redraw: python -m bench.plot ..."
 
 
 def test_fwv2_bench_takes_plot() -> None:
