@@ -171,3 +171,15 @@ def test_fwv2_bench_takes_plot() -> None:
 
 def test_the_commit_is_this_checkouts() -> None:
     assert git_commit().split("-")[0].isalnum() and len(git_commit().split("-")[0]) >= 7
+
+
+def test_a_live_throughput_result_draws_naming_this_machine_and_checkout(tmp_path: Path) -> None:
+    from bench.main import Run, results
+    from bench.tools import machine
+
+    steps = {"fetch": 0.1, "decode": 0.2, "transcribe": 9.9, "diarize": 0.0, "total": 10.2}
+    run = Run("whisper-1-fast", 1, 20, 141.4, 10.0, 290.0, 10.4, 330.0, 0.5, 0.6, 5.4, 9.9, 1.0, steps)
+    payload = json.loads(json.dumps(results([run], speakers=False)))  # as --json writes it
+    texts = _texts(plot.throughput_figure([payload]))
+    assert f"CPU: {machine()['cpu']}" in texts and f"commit {git_commit()}" in texts
+    assert _png_size(plot.plot_run(payload, tmp_path, "throughput")[0])[0] > 400
