@@ -1,6 +1,6 @@
 """A burst of events at once to two workers, per guarantee: throughput, fencing's cost, lag, RSS.
 
-    .venv/bin/python -m bench.burst [--events 1000] [--workers 2] [--partitions 4] [--rounds 1] [--json F]
+    .venv/bin/python -m bench.burst [--events 1000] [--workers 2] [--partitions 4] [--rounds 1] [--json F] [--plot DIR]
 
 For each round and each guarantee (at_least_once, then exactly_once): fresh topics, ``--workers``
 real ``fwv2 worker`` processes in one group with the result cache on, a warm-up event per sample clip
@@ -198,7 +198,14 @@ async def run(settings: DevSettings, args: argparse.Namespace) -> dict[str, Any]
             result["round"] = round_ + 1
             say(str(result))
             results.append(result)
-    return {"machine": machine(), "load": load_line(before, load_average()), "results": results}
+    return {
+        "benchmark": "burst",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cache": not args.no_cache,
+        "machine": machine(),
+        "load": load_line(before, load_average()),
+        "results": results,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", default="/tmp/fwv2-bench-samples")
     parser.add_argument("--log-dir", default="/tmp/fwv2-bench-burst")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="also draw events/s per guarantee as burst.png here")
     args = parser.parse_args(argv)
     settings = DevSettings()
     with embedded_stack(settings):
@@ -259,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     write_json(args.json, payload)
+    if args.plot:
+        from bench.plot import plot_run
+
+        plot_run(payload, args.plot, "burst")
     bad = [r for r in payload["results"] if r["outcomes"] != r["events"] or r["duplicates"] or r["lag_after"]]
     return 1 if bad else 0
 

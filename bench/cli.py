@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
 from devtools.settings import DevSettings
+
+# The script modes that draw their figures with --plot (bench/plot.py): the others record numbers only.
+PLOTTED = ("long",)
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:
@@ -29,6 +33,9 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--events", type=int, default=None, help="events for --latency, --soak, --scale")
     bench.add_argument("--seconds", type=int, default=None, help="length of --long's generated file")
     bench.add_argument("--markdown", type=Path, default=None, help="write a BENCHMARKS.md section here")
+    bench.add_argument(
+        "--plot", type=Path, default=None, help="also draw the run's figures as PNGs into this folder (bench/plot.py)"
+    )
 
 
 def run(settings: DevSettings, args: argparse.Namespace) -> int:
@@ -59,7 +66,16 @@ def script_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--rounds", str(args.rounds)]
     if mode == "long" and args.seconds:
         argv += ["--seconds", str(args.seconds)]
+    if args.plot:
+        if mode in PLOTTED:
+            argv += ["--plot", str(args.plot)]
+        else:
+            say(f"--plot: --{mode} has no figure yet; nothing is drawn")
     return argv
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def register(sub: Any, summaries: dict[str, str]) -> list[str]:

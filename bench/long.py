@@ -1,13 +1,14 @@
 """One long file through the whole stage: peak memory, wall time, and whether the worker kept its partitions.
 
-    .venv/bin/python -m bench.long [--seconds 3600 | --file F] [--profile whisper-1-fast] [--json F]
+    .venv/bin/python -m bench.long [--seconds 3600 | --file F] [--profile whisper-1-fast] [--json F] [--plot DIR]
 
 The default file is an hour of the sample clips (spoken by espeak-ng) with 1.5 s pauses, looped and
 encoded as a 48 kbit/s mp3 (about 21 MB) under ``STACK_DIR/long/``; it is made once and kept there.
 
 - **stage**: a real ``fwv2 worker`` process (result cache off, INFO logs) takes one short event to
   join its group and warm up, then the long one. Its RSS is sampled every 0.5 s from the start, and
-  its kernel high-water mark (VmHWM) read before it stops, so no peak between samples is missed.
+  its kernel high-water mark (VmHWM) read before it stops, so no peak between samples is missed; the
+  JSON keeps one sample a second (``rss_series``), which ``--plot`` draws against time.
   The worker's log must show no ``partitions_revoked`` and no second ``partitions_assigned`` after
   the warm-up event: the group never took its partitions away while the hour was transcribed.
 - **bare**: a process with the same model, threads and profile options that warms up on a second of
@@ -146,6 +147,17 @@ def bare_child(profile_name: str, threads: int, path: str, window_s: int = 0) ->
     return 0
 
 
+def _series(sampler: RssSampler) -> list[tuple[float, int]]:
+    """The sampled RSS, every second (of the 0.5 s samples): an hour is 3,600 points, enough to draw, small to keep.
+
+    The peak between two kept samples is not lost: VmHWM, read at the end, is the peak reported."""
+    kept: list[tuple[float, int]] = []
+    for t, b in sampler.samples:
+        if not kept or t - kept[-1][0] >= 1.0:
+            kept.append((round(t, 1), b))
+    return kept
+
+
 def run_bare(profile: str, threads: int, path: Path, window_s: int = 0) -> dict[str, Any]:
     proc = subprocess.Popen(
         [
@@ -172,6 +184,7 @@ def run_bare(profile: str, threads: int, path: Path, window_s: int = 0) -> dict[
         raise RuntimeError(f"bare faster-whisper failed (exit {proc.returncode})")
     result: dict[str, Any] = json.loads(out)
     result["sampled_max_rss_bytes"] = sampler.max_bytes
+    result["rss_series"] = _series(sampler)
     return result
 
 
@@ -214,7 +227,7 @@ async def run_stage(
         "ready_rss_bytes": ready_rss,
         "peak_rss_bytes": peak,
         "sampled_max_rss_bytes": sampler.max_bytes,
-        "rss_series": [(round(t, 1), b) for t, b in sampler.samples],
+        "rss_series": _series(sampler),
         "rebalances_during": {k: after[k] - before[k] for k in after},
         "kept_partitions": after == before and before["assigned"] >= 1,
     }
@@ -283,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also run bare faster-whisper over windows of this many seconds (what bounded memory would cost)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures (and the RSS series) here")
+    parser.add_argument("--plot", type=Path, default=None, help="also draw RSS against time as long.png in this folder")
     parser.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = DevSettings()
@@ -310,23 +324,26 @@ def main(argv: list[str] | None = None) -> int:
             windowed = run_bare(args.profile, threads, path, args.window_s)
         load_after = load_average()
     print(report(stage, bare, args.profile, threads, load_line(load_before, load_after), windowed, args.window_s))
-    write_json(
-        args.json,
-        {
-            "benchmark": "long",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "file": str(path),
-            "profile": args.profile,
-            "threads": threads,
-            "load_before": load_before,
-            "load_after": load_after,
-            "machine": machine(),
-            "stage": stage,
-            "bare": bare,
-            "window_s": args.window_s,
-            "bare_windowed": windowed,
-        },
-    )
+    payload = {
+        "benchmark": "long",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "title": f"{path.name}, {args.profile}, {threads} threads",
+        "file": str(path),
+        "profile": args.profile,
+        "threads": threads,
+        "load_before": load_before,
+        "load_after": load_after,
+        "machine": machine(),
+        "stage": stage,
+        "bare": bare,
+        "window_s": args.window_s,
+        "bare_windowed": windowed,
+    }
+    write_json(args.json, payload)
+    if args.plot:
+        from bench.plot import plot_run
+
+        plot_run(payload, args.plot, "long")
     if stage is not None and not stage["kept_partitions"]:
         return 1
     return 0

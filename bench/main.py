@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bare import peak_rss_bytes
-from bench.tools import fresh_topics, transcript_of
+from bench.tools import fresh_topics, machine, transcript_of
 from consumer.client import ResultReader, new_reference, publish_references, upload
 from consumer.contract.outputs import TranscriptEvent
 from devtools.samples import make_samples
@@ -221,11 +221,27 @@ def run_bench(settings: DevSettings, args: argparse.Namespace) -> int:
 
     table = markdown_table(runs)
     print(table)
+    payload = results(runs, args.speakers)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in runs], indent=2))
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    if args.plot:
+        from bench.plot import plot_run
+
+        plot_run(payload, args.plot, "throughput")
     if args.markdown:
         write_markdown(args.markdown, table, len(base), args.repeat, threads, runs)
     return 0
+
+
+def results(runs: list[Run], speakers: bool) -> dict[str, Any]:
+    """The run as ``--json`` writes it and ``bench.plot`` reads it: the rounds, the machine and the commit."""
+    return {
+        "benchmark": "throughput",
+        "workload": "words + speakers" if speakers else "transcription",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "runs": [asdict(r) | {"ratio": r.ratio} for r in runs],
+    }
 
 
 def markdown_table(runs: list[Run]) -> str:

@@ -153,6 +153,20 @@ def cpu_model() -> tuple[str, bool]:
     return model, avx512
 
 
+def git_commit() -> str:
+    """The checkout's short commit, ``-dirty`` when tracked files differ from it: a figure names the code it measured."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        # Tracked files only: the venv and scratch files beside a checkout do not change what ran.
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root, capture_output=True).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     model, avx512 = cpu_model()
     return {
@@ -160,6 +174,7 @@ def machine() -> dict[str, Any]:
         "cpu": f"{model}, AVX-512 {'yes' if avx512 else 'no'}",
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        "commit": git_commit(),
     }
 
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import statistics
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -234,16 +236,14 @@ def report(split: str, baseline: bool, overrides: dict[str, Any]) -> None:
     )
 
 
-def compare(split: str, peer_dir: str) -> None:
+def compare(split: str, peer_dir: str, json_path: str | None = None, plot_dir: str | None = None) -> None:
     """Our engine (defaults, no hints) and a peer's RTTMs on the same real clips, scored the same way.
 
     Per clip: speakers found, DER at collar 0 and 0.25 s with overlaps scored, and the DER inside
     the reference's overlaps alone (collar 0). The peer's turns are read from ``peer_dir/<clip>.rttm``
     (``python -m bench.diarization.peer senko ... --out peer_dir``) with its seconds from senko.json.
+    ``json_path`` keeps the figures (``bench.plot``'s ``diarization-compare``); ``plot_dir`` draws them there.
     """
-    import json
-    from pathlib import Path
-
     from bench.diarization import real
     from bench.diarization.clips import read_rttm
     from bench.diarization.models import installed_config
@@ -263,6 +263,7 @@ def compare(split: str, peer_dir: str) -> None:
     print("|---|---|---|---|---|---|---|")
     totals: dict[str, list[float]] = {}
     exact = {"ours": 0, "peer": 0}
+    recorded: list[dict[str, Any]] = []
     for clip in clips:
         started = time.perf_counter()
         ours = diarizer.diarize(clip.samples)
@@ -282,6 +283,17 @@ def compare(split: str, peer_dir: str) -> None:
             row.append((found, d0, d25, dov))
         peer_x = f"{clip.duration / seconds[clip.name]:.0f}" if seconds.get(clip.name) else "-"
         (f1, a0, a25, aov), (f2, b0, b25, bov) = row
+        recorded.append(
+            {
+                "clip": clip.name,
+                "speakers": len(clip.speakers),
+                **{f"found_{who}": r[0] for who, r in zip(("ours", "peer"), row, strict=True)},
+                **{f"der0_{who}": r[1] for who, r in zip(("ours", "peer"), row, strict=True)},
+                **{f"der25_{who}": r[2] for who, r in zip(("ours", "peer"), row, strict=True)},
+                "x_rt_ours": clip.duration / took,
+                "x_rt_peer": clip.duration / seconds[clip.name] if seconds.get(clip.name) else None,
+            }
+        )
         print(
             f"| {clip.name} | {len(clip.speakers)} | {f1} / {f2} | {a0:.1%} / {b0:.1%} | {a25:.1%} / {b25:.1%} | "
             f"{aov:.1%} / {bov:.1%} | {clip.duration / took:.0f} / {peer_x} |",
@@ -298,6 +310,29 @@ def compare(split: str, peer_dir: str) -> None:
             f" / {statistics.mean(totals['oursov25']):.1%}, peer {statistics.mean(totals['peerov0']):.1%} / "
             f"{statistics.mean(totals['peerov25']):.1%}"
         )
+    _keep_compare(split, str(timing.get("peer", folder.name)), recorded, json_path, plot_dir)
+
+
+def _keep_compare(
+    split: str, peer: str, clips: list[dict[str, Any]], json_path: str | None, plot_dir: str | None
+) -> None:
+    """``compare``'s figures as a ``bench.plot`` result: written with ``--json``, drawn with ``--plot``."""
+    from bench.tools import machine
+
+    payload = {
+        "benchmark": "diarization-compare",
+        "split": split,
+        "peer": peer,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "clips": clips,
+    }
+    if json_path:
+        Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
+    if plot_dir:
+        from bench.plot import plot_run
+
+        plot_run(payload, Path(plot_dir), f"diarization-{split}")
 
 
 def words(split: str) -> None:
@@ -375,6 +410,8 @@ def main() -> None:
     cp = sub.add_parser("compare", help="our engine beside a peer's RTTMs on real clips")
     cp.add_argument("--split", default="real-heldout")
     cp.add_argument("--peer", required=True, help="folder of the peer's <clip>.rttm and senko.json")
+    cp.add_argument("--json", default=None, help="also write the per-clip figures here (bench/plot.py reads them)")
+    cp.add_argument("--plot", default=None, help="also draw speakers and DER per clip as a PNG into this folder")
     w = sub.add_parser("words")
     w.add_argument("--split", default="heldout")
     r = sub.add_parser("report")
@@ -383,7 +420,7 @@ def main() -> None:
     r.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. threshold=0.6 segmentation_step=0.5")
     args = parser.parse_args()
     if args.command == "compare":
-        compare(args.split, args.peer)
+        compare(args.split, args.peer, args.json, args.plot)
     elif args.command == "spectral":
         spectral_grid(args.split, args.units, args.keeps, args.neighbours, args.sizes, args.merges, args.show)
     elif args.command == "words":

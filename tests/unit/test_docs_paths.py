@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("consumer", "pipeline", "schemas", "gateway", "helm", "tests", "scripts", "docs", "bench", "docker", "deploy")
 TOKEN = re.compile(r"`([^`\s]+)`")
 # A file named in prose without backticks, e.g. "(pipeline/diarization.py, docs/DIARIZATION.md)".
+# An embedded figure, ![what](figures/x.png): its path is relative to the doc.
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 BARE = re.compile(r"(?<![\w/.~-])((?:" + "|".join(ROOMS) + r")/[\w/.-]+\.(?:py|sh|md|yml|yaml|avsc|json|toml))\b")
 
 
@@ -31,6 +33,7 @@ def _paths(doc: Path) -> list[str]:
 
 DOCS = [
     "docs/ARCHITECTURE.md",
+    "docs/BENCHMARKS.md",
     "CONTRIBUTING.md",
     "docs/DIARIZATION.md",
     "README.md",
@@ -51,3 +54,13 @@ def test_the_check_sees_a_missing_module(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text("See `consumer/worker/nowhere.py` and (pipeline/gone.py, docs/EVENTS.md).")
     assert _paths(doc) == ["consumer/worker/nowhere.py", "pipeline/gone.py", "docs/EVENTS.md"]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_figure_a_doc_embeds_exists(doc: str) -> None:
+    missing = [m for m in IMAGE.findall((ROOT / doc).read_text()) if not (ROOT / doc).parent.joinpath(m).is_file()]
+    assert not missing, f"{doc} embeds figures that do not exist: {missing}"
+
+
+def test_the_figures_check_sees_a_missing_png() -> None:
+    assert IMAGE.findall("text ![a plot](figures/gone.png) and [a link](x.md)") == ["figures/gone.png"]
