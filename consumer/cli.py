@@ -3,8 +3,8 @@
 fwv2 worker                  run a worker of the consumer group
 fwv2 router                  hand each event to the GPU or the CPU pool (docs/ROUTING.md)
 fwv2 stack install|up|down|status [--secure]  the embedded stack: genuine Kafka and MinIO on 127.0.0.1
-fwv2 submit FILE...          upload files and produce their AudioReference events
-fwv2 tail                    read transcripts (and dead letters) from the output topics
+fwv2 submit FILE... [--wait] upload files and produce their events; --wait: a progress bar each, then results
+fwv2 tail [--status]         read transcripts (and dead letters), or the job states, from the topics
 fwv2 demo                    stack up, worker, submit the sample clips, print transcripts, stack down
 fwv2 bench                   the stage against bare faster-whisper, side by side
 fwv2 gateway                 the OpenAI-style HTTP gateway: uploads in, transcripts out
@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumer.plumbing.logs import configure_logging
 from consumer.plumbing.settings import (
@@ -31,6 +33,9 @@ from consumer.plumbing.settings import (
 )
 from pipeline.render import FORMATS
 from pipeline.types import Granularity
+
+if TYPE_CHECKING:
+    from consumer.client import StatusReader
 
 
 def _stderr(message: str) -> None:
@@ -62,8 +67,21 @@ def cmd_router(settings: RouterSettings, _: argparse.Namespace) -> int:
     return _explained(settings, run_router(settings))
 
 
+@contextlib.asynccontextmanager
+async def _status_reader(settings: Settings) -> AsyncIterator[StatusReader | None]:
+    """The status topic's reader, or None where the deployment has none: the bars then jump at the end."""
+    from consumer.client import StatusReader
+
+    if not settings.kafka_status_topic:
+        yield None
+        return
+    async with StatusReader(settings) as reader:
+        yield reader
+
+
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     from consumer.client import ResultReader, new_reference, print_result, publish_references, upload
+    from consumer.progress import ProgressBars
 
     granularities = tuple(Granularity(g) for g in (args.granularity or ["segment"]))
 
@@ -84,11 +102,12 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         if not args.wait:
             await publish_references(settings, refs, fmt=args.encoding)
             return 0
-        async with ResultReader(settings) as reader:
+        async with ResultReader(settings) as reader, _status_reader(settings) as states:
             await publish_references(settings, refs, fmt=args.encoding)
             _stderr(f"submitted {len(refs)} event(s); waiting for results (up to {args.timeout:.0f} s)...")
             wanted = {r.event_id for r in refs}
             done = 0
+            bars = ProgressBars([(r.event_id, Path(r.object.key).name) for r in refs])
 
             async def show() -> None:
                 nonlocal done
@@ -99,18 +118,43 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                         if done == len(wanted):
                             return
 
+            async def follow() -> None:
+                if states is not None:
+                    async for event in states.statuses():
+                        bars.update(event)
+
+            watcher = asyncio.create_task(follow())
             try:
                 await asyncio.wait_for(show(), args.timeout)
             except TimeoutError:
                 _stderr(f"timed out: {len(wanted) - done} of {len(wanted)} result(s) missing")
                 return 1
+            finally:
+                watcher.cancel()
+                bars.close()
         return 0
 
     return asyncio.run(go())
 
 
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer.client import ResultReader, print_result
+    from consumer.client import ResultReader, StatusReader, describe_status, print_result
+
+    async def states() -> int:
+        async with StatusReader(settings, from_beginning=args.from_beginning) as reader:
+            count = 0
+            async for event in reader.statuses(idle_timeout_s=args.idle_timeout):
+                if args.format == "avro-json":
+                    print(json.dumps(event.to_avro(), ensure_ascii=False, default=str), flush=True)
+                else:
+                    print(describe_status(event), flush=True)
+                count += 1
+                if args.max and count >= args.max:
+                    break
+        return 0
+
+    if args.status:
+        return asyncio.run(states())
 
     async def go() -> int:
         async with ResultReader(settings, from_beginning=args.from_beginning) as reader:
@@ -209,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, default=0, help="stop after this many results")
     tail.add_argument("--idle-timeout", type=float, default=None, help="stop after this many idle seconds")
+    tail.add_argument(
+        "--status", action="store_true", help="the job states instead (accepted, progress, completed, dead_lettered)"
+    )
     tail.set_defaults(func=cmd_tail)
 
     sub.add_parser("gateway", help="the OpenAI-style HTTP gateway (GATEWAY_PORT)").set_defaults(

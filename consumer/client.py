@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.contract.results import Result
+from consumer.contract.status import JobState, StatusEvent
 from consumer.contract.wire import Wire
 from consumer.plumbing.kafka import make_consumer, make_producer, partitions_for, start_consumer
 from consumer.plumbing.settings import Settings
@@ -129,6 +130,66 @@ class ResultReader:
 
     def _decode(self, topic: str, partition: int, offset: int, value: bytes) -> Result:
         return self._wire.result(self.settings.kafka_dead_letter_topic, topic, partition, offset, value)
+
+
+@dataclass
+class StatusReader:
+    """Reads the status topic without a consumer group: where each event stands (``StatusEvent``)."""
+
+    settings: Settings
+    from_beginning: bool = False
+    _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+    _wire: Wire = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._wire = Wire.from_url(self.settings.schema_registry_url, timeout_s=self.settings.schema_registry_timeout_s)
+
+    async def __aenter__(self) -> StatusReader:
+        topic = self.settings.kafka_status_topic
+        if not topic:
+            raise ValueError("KAFKA_STATUS_TOPIC is empty: this deployment publishes no status events")
+        consumer = make_consumer(self.settings, group_id=None, isolation_level="read_committed")
+        await start_consumer(consumer)
+        partitions = [TopicPartition(topic, p) for p in sorted(await partitions_for(consumer, topic))]
+        consumer.assign(partitions)
+        if self.from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:  # fixed before anything is submitted, so no state is missed
+            for tp, end in (await consumer.end_offsets(partitions)).items():
+                consumer.seek(tp, end)
+        self._consumer = consumer
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def statuses(self, idle_timeout_s: float | None = None) -> AsyncIterator[StatusEvent]:
+        assert self._consumer is not None
+        last = time.monotonic()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for rec in records:
+                    last = time.monotonic()
+                    await self._wire.learn(rec.value)
+                    yield self._wire.status(rec.value)
+            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                return
+
+
+def describe_status(event: StatusEvent) -> str:
+    """One line for people: ``fwv2 tail --status``."""
+    where = f"{event.event_id} [{event.pool}@{event.host} run {event.run_id}, attempt {event.attempt}]"
+    if event.state is JobState.PROGRESS:
+        done = f"{event.done_s or 0:.0f}/{event.audio_s or 0:.0f} s" if event.audio_s else ""
+        step = event.step.value if event.step is not None else ""
+        return f"# {where} progress {event.progress:.0%} {step} {done}".rstrip()
+    if event.outcome is not None:
+        o = event.outcome
+        at = f"{o.topic}[{o.partition}]@{o.offset}" if o.partition is not None else o.topic
+        return f"# {where} {event.state.value} -> {at}" + (f" ({o.code})" if o.code else "")
+    return f"# {where} {event.state.value}"
 
 
 def print_result(result: Result, fmt: str, granularities: frozenset[Granularity] | None = None) -> None:

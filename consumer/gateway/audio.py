@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from consumer.contract.results import Result
+from consumer.contract.status import StatusEvent
 from consumer.gateway.errors import ApiError, from_dead_letter
 from consumer.gateway.form import read_form
 from consumer.gateway.request import TranscriptionForm, build_form, check_field
@@ -125,7 +126,7 @@ async def fetch(request: Request) -> Response:
     if result is None:
         if known is not None:
             return JSONResponse(
-                {"id": event_id, "object": "audio.job", "status": "in_progress"},
+                {"id": event_id, "object": "audio.job", **job_state(gw.store.state(event_id))},
                 status_code=202,
                 headers={"X-Event-Id": event_id, "Retry-After": "1"},
             )
@@ -147,6 +148,27 @@ async def fetch(request: Request) -> Response:
             }
         )
     return _answer(result, form)
+
+
+def job_state(event: StatusEvent | None) -> dict[str, object]:
+    """An async job's state for a GET before its result: from the workers' StatusEvents (docs/GATEWAY.md).
+
+    ``queued`` until a worker takes it, then ``in_progress`` with ``progress`` (0-100, the share of the
+    audio transcribed) and the ``step``; ``redelivered`` once a second worker run has started.
+    """
+    if event is None:
+        return {"status": "queued", "progress": 0}
+    body: dict[str, object] = {
+        "status": "in_progress",
+        "state": event.state.value,
+        "progress": round(100 * event.progress, 1),
+        "attempt": event.attempt,
+    }
+    if event.step is not None:
+        body["step"] = event.step.value
+    if event.audio_s is not None:
+        body["audio_seconds"] = round(event.audio_s, 1)
+    return body
 
 
 def _answer(result: Result, form: TranscriptionForm) -> Response:

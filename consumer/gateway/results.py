@@ -1,4 +1,4 @@
-"""The one reader of the output and dead-letter topics in a gateway process, and the results it keeps.
+"""The one reader of the output, dead-letter and status topics in a gateway process, and what it keeps.
 
 Every replica reads every partition without a consumer group (nothing to commit, no rebalance), so
 whichever replica holds a waiting request sees its answer, and any replica can answer a later GET
@@ -17,6 +17,7 @@ from dataclasses import replace
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumer.contract.results import Result
+from consumer.contract.status import StatusEvent
 from consumer.contract.wire import Wire
 from consumer.gateway.request import TranscriptionForm
 from consumer.plumbing.kafka import make_consumer, partitions_for, start_consumer
@@ -39,6 +40,7 @@ class ResultStore:
         self.capacity = capacity
         self._results: OrderedDict[str, Result] = OrderedDict()
         self._requests: OrderedDict[str, TranscriptionForm] = OrderedDict()
+        self._states: OrderedDict[str, StatusEvent] = OrderedDict()  # the latest, while no result is in
 
     def put(self, result: Result) -> None:
         event_id = result.event_id
@@ -66,6 +68,19 @@ class ResultStore:
     def request(self, event_id: str) -> TranscriptionForm | None:
         return self._requests.get(event_id)
 
+    def set_state(self, event: StatusEvent) -> None:
+        """A worker's StatusEvent for one of our events: the latest one is what a GET reports."""
+        known = self._states.get(event.event_id)
+        if known is not None and known.state.final and not event.state.final and known.run_id == event.run_id:
+            return  # a late progress of a run that already ended
+        self._states[event.event_id] = event
+        self._states.move_to_end(event.event_id)
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+
+    def state(self, event_id: str) -> StatusEvent | None:
+        return self._states.get(event_id)
+
     def __len__(self) -> int:
         return len(self._results)
 
@@ -90,10 +105,13 @@ class ResultHub:
         consumer = make_consumer(s, group_id=None, isolation_level="read_committed")
         await start_consumer(consumer)
         try:
+            topics = [
+                s.kafka_output_topic,
+                s.kafka_dead_letter_topic,
+                *([s.kafka_status_topic] * bool(s.kafka_status_topic)),
+            ]
             partitions = [
-                TopicPartition(topic, p)
-                for topic in (s.kafka_output_topic, s.kafka_dead_letter_topic)
-                for p in sorted(await partitions_for(consumer, topic))
+                TopicPartition(topic, p) for topic in topics for p in sorted(await partitions_for(consumer, topic))
             ]
             consumer.assign(partitions)
             begins = await consumer.beginning_offsets(partitions)
@@ -178,6 +196,9 @@ class ResultHub:
                         del self._catch_up[tp]
 
     def _take(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
+        if topic == self._settings.kafka_status_topic:
+            self._take_state(partition, offset, value)
+            return
         try:
             result = self._decode(topic, partition, offset, value)
         except Exception as exc:  # noqa: BLE001 - a record we cannot read is someone else's; skip it
@@ -189,6 +210,15 @@ class ResultHub:
         for future in self._waiters.pop(result.event_id, ()):
             if not future.done():
                 future.set_result(result)
+
+    def _take_state(self, partition: int, offset: int, value: bytes | None) -> None:
+        try:
+            event = self._wire.status(value or b"")
+        except Exception as exc:  # noqa: BLE001 - a state we cannot read only leaves a job's percentage behind
+            log.warning("status_unreadable", partition=partition, offset=offset, error=str(exc))
+            return
+        if event.event_id.startswith(ID_PREFIX):
+            self.store.set_state(event)
 
     def _decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Result:
         return self._wire.result(self._settings.kafka_dead_letter_topic, topic, partition, offset, value)

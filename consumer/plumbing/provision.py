@@ -72,6 +72,8 @@ def stage_topics(settings: Settings) -> list[str]:
     names: tuple[str, ...] = (settings.kafka_input_topic, settings.kafka_output_topic, settings.kafka_dead_letter_topic)
     # The pools' own input topics, which `fwv2 router` fills (docs/ROUTING.md).
     names += (settings.kafka_gpu_topic, settings.kafka_cpu_topic)
+    if settings.kafka_status_topic:  # the workers' StatusEvents (docs/EVENTS.md)
+        names += (settings.kafka_status_topic,)
     return list(dict.fromkeys(names))
 
 

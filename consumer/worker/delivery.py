@@ -56,6 +56,12 @@ class NotOwner(Abandoned):
     """
 
 
+def _ready(value: Any) -> asyncio.Future[Any]:
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    done.set_result(value)
+    return done
+
+
 def transactional_id(settings: WorkerSettings, tp: TopicPartition) -> str:
     """The same on every worker of the group, so that a partition's new owner fences its old one."""
     return f"{settings.kafka_group_id}-{tp.topic}-{tp.partition}"
@@ -80,8 +86,12 @@ class Delivery(Protocol):
         value: bytes,
         event_id: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
-        """Publish ``value`` and commit past ``record`` (exactly_once: at ``flush``); ``NotOwner`` if it may not."""
+    ) -> Awaitable[Any]:
+        """Publish ``value`` and commit past ``record`` (exactly_once: at ``flush``); ``NotOwner`` if it may not.
+
+        Returns what resolves to the record's ``RecordMetadata`` (its partition and offset): at_least_once
+        has it already; exactly_once once the send leaves the producer, before the transaction commits.
+        """
 
     async def skip(self, record: ConsumerRecord) -> None:
         """Commit past ``record`` without publishing (a duplicate)."""
@@ -184,13 +194,14 @@ class AtLeastOnce(_Base):
         value: bytes,
         event_id: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
+    ) -> Awaitable[Any]:
         await self.check_owner(record)
-        await self._retrying(
+        metadata = await self._retrying(
             topic, lambda: self.producer.send_and_wait(topic, value=value, key=key, headers=list(headers) or None)
         )
         await self._pause_before_commit()
         await self._commit(record)
+        return _ready(metadata)
 
 
 @dataclass
@@ -288,7 +299,7 @@ class ExactlyOnce(_Base):
         value: bytes,
         event_id: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
+    ) -> Awaitable[Any]:
         tp = TopicPartition(record.topic, record.partition)
         attempt = 0
         while True:
@@ -319,6 +330,8 @@ class ExactlyOnce(_Base):
             txn.events.append(event_id)
         if len(txn.sends) >= self.settings.transaction_max_outcomes and not await self._commit_open(tp):
             raise NotOwner(f"the transaction of {tp.topic}-{tp.partition} could not commit")
+        sent: Awaitable[Any] = future
+        return sent
 
     async def _begin(self, tp: TopicPartition, record: ConsumerRecord) -> _Open:
         producer = self.producers.get(tp)

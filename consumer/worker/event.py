@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
@@ -22,6 +23,7 @@ from consumer.contract.cloudevents import input_event_id
 from consumer.contract.dead_letters import DeadLetter
 from consumer.contract.inputs import ObjectRef, peek_event_id
 from consumer.contract.outputs import TranscriptEvent
+from consumer.contract.status import JobState
 from consumer.contract.wire import Wire
 from consumer.plumbing.logs import get_logger
 from consumer.plumbing.retry import Abandoned, backoff
@@ -44,6 +46,7 @@ from consumer.worker.job import (
 from consumer.worker.notifications import NotificationRules, reference_from_notification
 from consumer.worker.observe import Observer
 from consumer.worker.result_cache import ResultCache
+from consumer.worker.status import StatusPublisher
 from pipeline.errors import StageError
 from pipeline.stage import Pipeline
 from pipeline.types import Transcript
@@ -69,6 +72,7 @@ class EventPath:
         inference: ThreadPoolExecutor,
         delivery: Callable[[], Delivery],
         rewound: Callable[[TopicPartition], bool],
+        status: StatusPublisher,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -82,6 +86,8 @@ class EventPath:
         # (an open transaction's outcomes discarded) by the loop.
         self._delivery = delivery
         self._rewound = rewound
+        self.status = status  # job state for those waiting (consumer.worker.status), outside the outcome's path
+        self._in_progress = observer.metrics.in_progress.labels(settings.worker_pool)
         # Bucket notifications (consumer.worker.notifications): a bad rule fails here, at start.
         self._notify_rules = NotificationRules.from_settings(settings) if settings.kafka_notification_topic else None
 
@@ -108,6 +114,7 @@ class EventPath:
         → inference (unless the cache or a batched pass has the transcript) → delivery → memory.
         """
         record = job.record
+        taken = False  # past dedupe: counted in progress until it ends
         structlog.contextvars.bind_contextvars(
             event_id=job.event_id,
             topic=record.topic,
@@ -127,6 +134,9 @@ class EventPath:
                 await self._delivery().skip(record)
                 self.observer.duplicate()
                 return Outcome(Status.DUPLICATE)
+            self.status.accepted(job.event_id, job.attempt)
+            self._in_progress.inc()
+            taken = True
             if isinstance(job, Decoded):  # a batched Job comes fetched already
                 job = await self.fetch(job)
             if isinstance(job, Refused):
@@ -134,7 +144,15 @@ class EventPath:
             transcript = job.blob.hit or job.transcript  # the result cache's, or a batched pass's
             if transcript is None:
                 transcript = await self._transcribe(job)
-            publish_s = await self._publish(job, transcript)
+            publish_s, sent = await self._publish(job, transcript)
+            self.status.finished(
+                job.event_id,
+                job.attempt,
+                JobState.COMPLETED,
+                self.settings.kafka_output_topic,
+                sent,
+                audio_s=transcript.duration_s,
+            )
             self.done.add(job.event_id)  # remember: a redelivery is now a duplicate
             await self.results.remember(job.blob, job.ref, transcript)
             self.observer.transcribed(job, transcript, publish_s)
@@ -146,10 +164,13 @@ class EventPath:
                 return RetryLater(exc, delay)
             return await self._dead_letter(job, exc)
         except Abandoned:
+            self.status.forget(job.event_id)  # this run ends here; the partition's owner starts another
             raise
         except Exception as exc:  # noqa: BLE001 - every failure must end as a dead letter, not a crash
             return await self._dead_letter(job, exc)
         finally:
+            if taken:
+                self._in_progress.dec()
             structlog.contextvars.clear_contextvars()
 
     async def fetch(self, job: Decoded) -> Fetched | Refused:
@@ -173,10 +194,14 @@ class EventPath:
         if self._rewound(job.partition):
             raise NotOwner("this partition's earlier outcomes were discarded; it is rewound to them")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._inference, self.pipeline.process, job.blob.data, job.request)
+        progress = self.status.progress(job.event_id, job.attempt, loop)
+        return await loop.run_in_executor(self._inference, self.pipeline.process, job.blob.data, job.request, progress)
 
-    async def _publish(self, job: Fetched, transcript: Transcript) -> float:
-        """Deliver the TranscriptEvent (and commit the input, under the guarantee); the seconds it took."""
+    async def _publish(self, job: Fetched, transcript: Transcript) -> tuple[float, Awaitable[Any]]:
+        """Deliver the TranscriptEvent (and commit the input, under the guarantee).
+
+        Returns the seconds it took, and what resolves to the record's partition and offset.
+        """
         ref, blob, record = job.ref, job.blob, job.record
         value = self.wire.encode(
             TranscriptEvent.of(
@@ -194,10 +219,10 @@ class EventPath:
         )
         publish_started = time.perf_counter()
         headers = self.wire.headers("transcript", ref.event_id, _uri(ref.object), TRANSCRIPT_EVENT)
-        await self._delivery().deliver(
+        sent = await self._delivery().deliver(
             record, self.settings.kafka_output_topic, record.key or ref.event_id.encode(), value, ref.event_id, headers
         )
-        return time.perf_counter() - publish_started
+        return time.perf_counter() - publish_started, sent
 
     async def _dead_letter(self, job: Job, exc: Exception) -> Outcome:
         record = job.record
@@ -218,6 +243,11 @@ class EventPath:
         value = self.wire.encode(letter)
         subject = _uri(job.ref.object) if isinstance(job, Referenced) else None
         headers = self.wire.headers("dead-letter", job.event_id, subject, DEAD_LETTER)
-        await self._delivery().deliver(record, self.settings.kafka_dead_letter_topic, key, value, job.event_id, headers)
+        sent = await self._delivery().deliver(
+            record, self.settings.kafka_dead_letter_topic, key, value, job.event_id, headers
+        )
+        self.status.finished(
+            job.event_id, job.attempt, JobState.DEAD_LETTERED, self.settings.kafka_dead_letter_topic, sent, letter.code
+        )
         self.observer.dead_lettered(job, letter, exc)
         return Outcome(Status.DEAD_LETTERED, letter.code)

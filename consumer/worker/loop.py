@@ -48,6 +48,7 @@ from consumer.worker.observe import Observer
 from consumer.worker.partitions import Partitions
 from consumer.worker.result_cache import ResultCache
 from consumer.worker.schemas import Schemas
+from consumer.worker.status import StatusPublisher
 from pipeline.stage import Pipeline
 
 log = get_logger("fwv2.worker")
@@ -107,6 +108,7 @@ class Worker:
         gpu = GpuMemory(settings.device_index) if pipeline.transcriber.info.device == "cuda" else None
         self.observer = Observer(self.metrics, gpu, settings.device_index)
         self.schemas = Schemas(settings, self.wire, self.metrics)
+        self.status = StatusPublisher(settings, self.wire, self.metrics)
         self.events = EventPath(
             settings,
             pipeline,
@@ -118,6 +120,7 @@ class Worker:
             self._inference,
             self._deliver,
             self.partitions.rewound,
+            self.status,
         )
         self.batches = BatchPath(settings, pipeline, self.events, self._inference, self.metrics, self._deliver)
 
@@ -136,6 +139,7 @@ class Worker:
         self._consumer.subscribe(topics, listener=_DrainOnRevoke(self))
         self.delivery = make_delivery(s, self._consumer, stop, self._discarded)
         await self.delivery.start()
+        await self.status.start()
         try:
             await self._consumer.start()
             self.started.set()
@@ -172,6 +176,7 @@ class Worker:
                 await self.delivery.flush()
             await self._consumer.stop()
             await self.delivery.stop()
+            await self.status.stop()
             self._inference.shutdown(wait=False, cancel_futures=True)
             log.info("worker_stopped", processed=self.processed)
 

@@ -38,6 +38,15 @@ class WorkerMetrics:
         self.gpu_memory = Gauge("gpu_memory_usage_bytes", "GPU memory in use by this process.", ["device"], registry=r)
         self.active = Gauge("active_transcription_requests", "Events being processed now.", registry=r)
         self.consumed = Counter("fwv2_events_consumed", "Input records consumed.", ["topic"], registry=r)
+        self.in_progress = Gauge(
+            "fwv2_events_in_progress", "Events taken and not yet delivered, by pool.", ["pool"], registry=r
+        )
+        self.status_events = Counter(
+            "fwv2_status_events", "StatusEvents the broker acknowledged, by state.", ["state"], registry=r
+        )
+        self.status_failures = Counter(
+            "fwv2_status_events_failed", "StatusEvents that could not be sent (the events went on).", registry=r
+        )
         self.published = Counter("fwv2_events_published", "Outcomes published.", ["outcome"], registry=r)
         self.dead_letters = Counter("fwv2_dead_letters", "Dead letters published, by code.", ["code"], registry=r)
         self.retries = Counter("fwv2_retries", "Retries of retriable failures, by code.", ["code"], registry=r)
@@ -117,6 +126,8 @@ class WorkerMetrics:
                 self.cache_hits.labels(tier.value, match.value)
         for tier, op in CACHE_ERROR_OPS:
             self.cache_errors.labels(tier.value, op)
+        for state in ("accepted", "progress", "completed", "dead_lettered"):
+            self.status_events.labels(state)
 
     def expect(self, *, topics: Iterable[str], model: str | None = None) -> None:
         """Create at 0 the series whose labels come from settings and the model: the topics read, and the

@@ -38,7 +38,9 @@ class Schemas:
         attempt = 0
         while True:
             try:
-                ids = await asyncio.to_thread(self.wire.register, s.kafka_output_topic, s.kafka_dead_letter_topic)
+                ids = await asyncio.to_thread(
+                    self.wire.register, s.kafka_output_topic, s.kafka_dead_letter_topic, s.kafka_status_topic
+                )
             except RegistryUnavailable as exc:
                 attempt += 1
                 if await self._wait(exc, attempt, stop, None):

@@ -96,6 +96,8 @@ def worker_acls(
             Operation.DESCRIBE,
             Operation.READ,
         ),
+        # Its StatusEvents (consumer.worker.status): written only, by their own producer.
+        *_grant(principal, Resource.TOPIC, _status(s), Operation.WRITE, Operation.DESCRIBE),
         *_grant(principal, Resource.GROUP, groups, Operation.READ, Operation.DESCRIBE),
         *_grant(
             principal,
@@ -138,11 +140,15 @@ def gateway_acls(settings: DevSettings, principal: str) -> list[Acl]:
         *_grant(
             principal,
             Resource.TOPIC,
-            [s.kafka_output_topic, s.kafka_dead_letter_topic],
+            [s.kafka_output_topic, s.kafka_dead_letter_topic, *_status(s)],
             Operation.READ,
             Operation.DESCRIBE,
         ),
     ]
+
+
+def _status(settings: DevSettings) -> list[str]:
+    return [settings.kafka_status_topic] if settings.kafka_status_topic else []
 
 
 async def create_acls(admin: AIOKafkaAdminClient, acls: Iterable[Acl]) -> None:

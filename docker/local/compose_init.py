@@ -28,6 +28,7 @@ TOPICS = [
     "audio.transcripts",
     "audio.dead-letters",
     "audio.notifications",
+    "audio.status",
 ]
 # Kafka and MinIO may still be starting: the same patience as compose's healthchecks.
 DEADLINE_S = 120

@@ -18,10 +18,17 @@ def _rules(acls: list) -> set[str]:
 
 
 def test_the_worker_reads_its_input_and_group_writes_its_outputs_and_its_prefixed_transactional_ids() -> None:
-    s = Settings(kafka_group_id="pool", kafka_input_topic="in", kafka_output_topic="out", kafka_dead_letter_topic="dlq")
+    s = Settings(
+        kafka_group_id="pool",
+        kafka_input_topic="in",
+        kafka_output_topic="out",
+        kafka_dead_letter_topic="dlq",
+        kafka_status_topic="status",
+    )
     rules = _rules(worker_acls(s, "User:w"))
     assert "User:w READ TOPIC:in" in rules and "User:w WRITE TOPIC:in" not in rules
     assert {"User:w WRITE TOPIC:out", "User:w WRITE TOPIC:dlq", "User:w READ GROUP:pool"} <= rules
+    assert "User:w WRITE TOPIC:status" in rules and "User:w READ TOPIC:status" not in rules  # StatusEvents
     # Under exactly_once: one producer per input partition, "<group>-<topic>-<partition>".
     assert "User:w WRITE TRANSACTIONAL_ID:pool-*" in rules
     assert not any(a.resource is Resource.CLUSTER for a in worker_acls(s, "User:w"))
@@ -29,7 +36,9 @@ def test_the_worker_reads_its_input_and_group_writes_its_outputs_and_its_prefixe
 
 
 def test_the_router_and_the_gateway_get_only_their_parts() -> None:
-    s = Settings(router_group_id="r", kafka_input_topic="in", kafka_gpu_topic="g", kafka_cpu_topic="c")
+    s = Settings(
+        router_group_id="r", kafka_input_topic="in", kafka_gpu_topic="g", kafka_cpu_topic="c", kafka_status_topic="st"
+    )
     router = router_acls(s, "User:r")
     assert {
         "User:r READ TOPIC:in",
@@ -49,6 +58,7 @@ def test_the_router_and_the_gateway_get_only_their_parts() -> None:
         ("in", Operation.WRITE),
         (s.kafka_output_topic, Operation.READ),
         (s.kafka_dead_letter_topic, Operation.READ),
+        ("st", Operation.READ),  # the job states its async GETs report
     }
 
 
