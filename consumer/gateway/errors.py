@@ -16,8 +16,15 @@ _DEAD_LETTER_STATUS: dict[str, int] = {
     "AUDIO_TOO_LONG": 413,
     "INVALID_EVENT": 400,
     "UNKNOWN_PROFILE": 400,
+    "UNSUPPORTED_LANGUAGE": 400,  # the worker's model is English-only: the caller may ask for `en` or null
     "STORAGE_UNAVAILABLE": 503,
     "RESOURCE_EXHAUSTED": 503,
+}
+
+# The form field a 4xx dead letter points at, as OpenAI's `param`.
+_PARAMS: dict[str, str] = {
+    **dict.fromkeys(("UNDECODABLE_AUDIO", "EMPTY_AUDIO", "OBJECT_TOO_LARGE", "AUDIO_TOO_LONG"), "file"),
+    "UNSUPPORTED_LANGUAGE": "language",
 }
 
 _TYPES = {
@@ -75,6 +82,6 @@ def from_dead_letter(letter: DeadLetter) -> ApiError:
         _DEAD_LETTER_STATUS.get(code, 500),
         letter.message,
         code=code.lower(),
-        param="file" if code in ("UNDECODABLE_AUDIO", "EMPTY_AUDIO", "OBJECT_TOO_LARGE", "AUDIO_TOO_LONG") else None,
+        param=_PARAMS.get(code),
         event_id=letter.event_id,
     )

@@ -80,6 +80,23 @@ async def test_a_png_is_415_from_the_workers_dead_letter(small: DevSettings, pip
     assert error["event_id"] == answer.headers["x-event-id"]
 
 
+async def test_german_for_the_english_only_model_is_400_not_an_english_transcript(
+    small: DevSettings, pipeline: Pipeline, samples: dict[str, Path]
+) -> None:
+    # The worker runs the bundled tiny.en: it refuses the language before fetching the upload.
+    async with running_worker(small, pipeline), running_gateway(small) as url:
+        answer = await post_form(
+            url,
+            [
+                ("file", ("train.ogg", samples["train"].read_bytes(), "audio/ogg")),
+                ("model", (None, "whisper-1-fast")),
+                ("language", (None, "de")),
+            ],
+        )
+    error = assert_openai_error(answer, 400, "unsupported_language", "language")
+    assert "English-only" in error["message"] and "WHISPER_MODEL" in error["message"]
+
+
 async def test_over_the_limit_is_413_and_leaves_no_object(small: DevSettings) -> None:
     big = b"RIFF" + bytes(1_500_000)
     async with running_gateway(small) as url:

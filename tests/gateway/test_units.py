@@ -186,6 +186,11 @@ def test_dead_letter_codes_map_to_statuses() -> None:
     }
 
 
+def test_a_language_the_workers_model_lacks_is_the_callers_400() -> None:
+    error = from_dead_letter(_letter("UNSUPPORTED_LANGUAGE", "tiny.en is English-only"))
+    assert (error.status, error.code, error.param) == (400, "unsupported_language", "language")
+
+
 def test_store_keeps_the_newest_and_the_first_transcript() -> None:
     store = ResultStore(capacity=2)
 

