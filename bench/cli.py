@@ -28,6 +28,9 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     bench.add_argument("--latency", action="store_true", help="one 5 s clip at a time: p50/p95 against bare inference")
     bench.add_argument("--soak", action="store_true", help="worker RSS over many events (default 500)")
+    bench.add_argument(
+        "--status", action="store_true", help="the stage with StatusEvents against without, alternating rounds"
+    )
     bench.add_argument("--long", action="store_true", help="one long file (default 1 h): peak RSS, partitions kept")
     bench.add_argument("--scale", action="store_true", help="1 worker against 2 in one group on a 4-partition topic")
     bench.add_argument("--events", type=int, default=None, help="events for --latency, --soak, --scale")
@@ -47,8 +50,8 @@ def run(settings: DevSettings, args: argparse.Namespace) -> int:
 
 
 def script_argv(args: argparse.Namespace) -> list[str]:
-    """``fwv2 bench --latency|--soak|--long|--scale``: which script, and the options it takes from the bench's."""
-    mode = next((m for m in ("latency", "soak", "long", "scale") if getattr(args, m, False)), None)
+    """``fwv2 bench --latency|--soak|--long|--scale|--status``: which script, and the options it takes."""
+    mode = next((m for m in ("latency", "soak", "long", "scale", "status") if getattr(args, m, False)), None)
     if mode is None:
         return []
     argv = [mode]
@@ -56,13 +59,13 @@ def script_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--profile", args.profile[0]]
     if args.json:
         argv += ["--json", str(args.json)]
-    if args.events and mode != "long":
+    if args.events and mode not in ("long", "status"):
         argv += ["--events", str(args.events)]
-    if args.files:
+    if args.files and mode != "status":
         argv += {"latency": ["--clip", args.files[0]], "long": ["--file", args.files[0]]}.get(
             mode, ["--files", *args.files]
         )
-    if mode == "scale":
+    if mode in ("scale", "status"):
         argv += ["--rounds", str(args.rounds)]
     if mode == "long" and args.seconds:
         argv += ["--seconds", str(args.seconds)]

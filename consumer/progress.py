@@ -32,7 +32,7 @@ class ProgressBars:
                 file=stream,
                 disable=not on,
                 leave=True,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}|{postfix}",
                 postfix="queued",
             )
 

@@ -8,6 +8,7 @@
 #   recovery   the integration files that kill, restart and re-route workers (reliability, routing, the
 #              result cache): their own stack on 44092/44000
 #   docker     tests/gateway, and the integration files that run images, compose, the secure stack, the
+#              job states of an hour-long file,
 #              downstream servers and the benchmarks: their own stack on 49092/49000
 #   local      tests/unit, tests/diarization, tests/deploy, tests/interop: no Kafka; the registry of
 #              tests/interop on its own port (59081)
@@ -18,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 mkdir -p .test-logs
 
-DOCKER_LANE_INTEGRATION=(test_images test_compose_up test_secure_stack test_downstream test_bench_smoke)
+DOCKER_LANE_INTEGRATION=(test_images test_compose_up test_secure_stack test_downstream test_bench_smoke test_status)
 RECOVERY_LANE_INTEGRATION=(test_reliability test_routing test_result_cache)
 
 lane_env() {  # lane_env BASE: the settings that put a lane's stack on its own ports and folder

@@ -11,6 +11,8 @@ from consumer.contract.dead_letters import DeadLetter, SourceRef, WorkerRef
 from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.contract.outputs import TranscriptEvent
 from consumer.contract.results import Result
+from consumer.contract.status import JobState, StatusEvent, Step
+from consumer.gateway.audio import job_state
 from consumer.gateway.errors import ApiError, from_dead_letter
 from consumer.gateway.form import read_form
 from consumer.gateway.request import build_form, check_field
@@ -206,3 +208,37 @@ def test_store_keeps_the_newest_and_the_first_transcript() -> None:
     assert store.get("gw-b").dead_letter.original_value is None  # type: ignore[union-attr]
     store.put(result("gw-c"))
     assert store.get("gw-a") is None and len(store) == 2
+
+
+def _state(state: JobState, run: str = "r1", **fields: object) -> StatusEvent:
+    return StatusEvent(
+        event_id="gw-1", state=state, run_id=run, pool="cpu", host="h", emitted_at=datetime.now(UTC), **fields
+    )
+
+
+def test_an_async_job_reports_its_state_and_percentage() -> None:
+    """GET of a running async request: queued, then in progress with the share of audio done (issue 23)."""
+    store = ResultStore(capacity=2)
+    assert job_state(store.state("gw-1")) == {"status": "queued", "progress": 0}
+    store.set_state(_state(JobState.ACCEPTED))
+    assert job_state(store.state("gw-1"))["status"] == "in_progress"
+    store.set_state(_state(JobState.PROGRESS, step=Step.TRANSCRIBING, progress=0.4, audio_s=3600.0, done_s=1440.0))
+    body = job_state(store.state("gw-1"))
+    assert body == {
+        "status": "in_progress",
+        "state": "progress",
+        "progress": 40.0,
+        "attempt": 1,
+        "step": "transcribing",
+        "audio_seconds": 3600.0,
+    }
+    store.set_state(_state(JobState.COMPLETED, progress=1.0))
+    store.set_state(_state(JobState.PROGRESS, progress=0.9))  # a late progress of the run that ended
+    assert store.state("gw-1").state is JobState.COMPLETED  # type: ignore[union-attr]
+    store.set_state(_state(JobState.ACCEPTED, run="r2"))  # a redelivery starts over
+    assert store.state("gw-1").run_id == "r2"  # type: ignore[union-attr]
+    for n in range(3):  # bounded like the results
+        store.set_state(
+            StatusEvent.now(event_id=f"gw-{n + 2}", state=JobState.ACCEPTED, run_id="x", pool="c", host="h")
+        )
+    assert store.state("gw-1") is None

@@ -9,12 +9,15 @@ mid-file: its states must show the redelivery, and exactly one transcript.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -120,6 +123,7 @@ async def test_an_hour_under_exactly_once_shows_a_moving_bar_and_its_states(
     workers.append(Worker(_env(s), tmp_path / "worker.log"))
     # A terminal for `fwv2 submit --wait`: tqdm draws its bar only where a person would see it.
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a terminal's 120 x 40
     submit = subprocess.Popen(
         [sys.executable, "-m", "consumer.cli", "submit", str(hour), "--wait", "--profile", "whisper-1-fast"]
         + ["--timeout", "900", "--format", "text"],
