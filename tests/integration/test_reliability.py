@@ -160,6 +160,14 @@ async def _run_through_outage(
     worker.start()
     event_ids = await _submit(s, samples, events)
     try:
+        # The outage must meet a running worker: on two busy cores its start (imports, model, warm-up)
+        # can take longer than ``after_s``, and a worker that finds no broker at start exits by design.
+        deadline = time.monotonic() + 180
+        while "worker_started" not in (worker.log.read_text() if worker.log.exists() else ""):
+            assert time.monotonic() < deadline and worker.proc is not None and worker.proc.poll() is None, (
+                worker.log.read_text()[-3000:] if worker.log.exists() else "no worker log"
+            )
+            await asyncio.sleep(0.2)
         await asyncio.sleep(after_s)
         await asyncio.to_thread(stack.stop_service, service)
         await asyncio.sleep(down_s)
