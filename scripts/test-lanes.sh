@@ -6,13 +6,15 @@
 # embedded stack: its own ports and its own folder, so no lane sees another's topics, groups or servers.
 #   stack      tests/integration but the files of the lanes below: genuine Kafka and MinIO on 19092/19000
 #   recovery   the integration files that kill, restart and re-route workers (reliability, routing, the
-#              result cache): their own stack on 44092/44000
+#              result cache): their own stack on 21092/21000
 #   docker     tests/gateway, and the integration files that run images, compose, the secure stack, the
 #              job states of an hour-long file,
-#              downstream servers and the benchmarks: their own stack on 49092/49000
+#              downstream servers and the benchmarks: their own stack on 23092/23000
 #   local      tests/unit, tests/diarization, tests/deploy, tests/interop: no Kafka; the registry of
-#              tests/interop on its own port (59081)
-# The secure stack (fixed ports 29092/29000) and compose (39092...) run only in the `docker` lane.
+#              tests/interop on its own port (25081)
+# The secure stack (fixed ports 29092/29000) and compose (39092...) run only in the `docker` lane. The lanes'
+# ports stay under 32768, out of Linux's ephemeral range: a client's outgoing connection may hold any port
+# from 32768 up as its own, and a broker that starts after it cannot bind that port.
 # Each lane's output goes to .test-logs/<lane>.log, printed whole when the lanes end, with its slowest
 # tests; the exit status is that of the first failed lane. Extra arguments go to every lane's pytest.
 set -uo pipefail
@@ -49,9 +51,9 @@ run_lane() {  # run_lane NAME ENV PYTEST-ARGS...
 }
 
 run_lane stack "" tests/integration "${ignore[@]}" "$@"
-run_lane recovery "$(lane_env 44 recovery)" "${recovery_files[@]}" "$@"
-run_lane docker "$(lane_env 49 docker)" tests/gateway "${docker_files[@]}" "$@"
-run_lane local "$(lane_env 59 local)" tests/unit tests/diarization tests/deploy tests/interop "$@"
+run_lane recovery "$(lane_env 21 recovery)" "${recovery_files[@]}" "$@"
+run_lane docker "$(lane_env 23 docker)" tests/gateway "${docker_files[@]}" "$@"
+run_lane local "$(lane_env 25 local)" tests/unit tests/diarization tests/deploy tests/interop "$@"
 
 status=0 summary=()
 for name in local docker recovery stack; do

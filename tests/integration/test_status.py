@@ -2,7 +2,7 @@
 
 Real `fwv2 worker` processes and the real `fwv2 submit --wait` on the embedded stack's genuine Kafka and
 MinIO. An hour of audio under exactly_once, watched through a terminal (a pty, so the progress bar is
-drawn as a person sees it); and a three-minute file under at_least_once whose first worker is killed
+drawn as a person sees it); and a four-minute file, under each guarantee, whose first worker is killed
 mid-file: its states must show the redelivery, and exactly one transcript.
 """
 
@@ -172,10 +172,11 @@ async def test_an_hour_under_exactly_once_shows_a_moving_bar_and_its_states(
     assert (transcript.partition, transcript.offset) == (done.partition, done.offset)
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 async def test_a_worker_killed_mid_file_shows_the_redelivery_and_one_transcript(
-    status_settings: DevSettings, samples: dict[str, Path], workers: list[Worker], tmp_path: Path
+    guarantee: str, status_settings: DevSettings, samples: dict[str, Path], workers: list[Worker], tmp_path: Path
 ) -> None:
-    s = status_settings.model_copy(update={"processing_guarantee": "at_least_once"})
+    s = status_settings.model_copy(update={"processing_guarantee": guarantee})
     clip = make_long_file(tmp_path / "long", 240, tmp_path / "samples")
     workers.append(Worker(_env(s, CPU_THREADS="1"), tmp_path / "first.log"))
     ref = new_reference(upload(s, clip), profile="whisper-1-fast")
