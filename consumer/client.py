@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from consumer.contract.inputs import AudioReference, ObjectRef
 from consumer.contract.results import Result
@@ -73,21 +74,8 @@ class ResultReader:
 
     async def __aenter__(self) -> ResultReader:
         s = self.settings
-        consumer = make_consumer(s, group_id=None, isolation_level=self.isolation_level)
-        await start_consumer(consumer)
-        partitions = []
-        for topic in (s.kafka_output_topic, s.kafka_dead_letter_topic):
-            for p in sorted(await partitions_for(consumer, topic)):
-                partitions.append(TopicPartition(topic, p))
-        consumer.assign(partitions)
-        if self.from_beginning:
-            await consumer.seek_to_beginning(*partitions)
-        else:
-            # Fix the start position now, before anything is submitted, so no result is missed.
-            ends = await consumer.end_offsets(partitions)
-            for tp, end in ends.items():
-                consumer.seek(tp, end)
-        self._consumer = consumer
+        topics = (s.kafka_output_topic, s.kafka_dead_letter_topic)
+        self._consumer = await _read_topics(s, topics, self.from_beginning, self.isolation_level)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -96,16 +84,8 @@ class ResultReader:
 
     async def results(self, idle_timeout_s: float | None = None) -> AsyncIterator[Result]:
         assert self._consumer is not None
-        last = time.monotonic()
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for rec in records:
-                    last = time.monotonic()
-                    await self._wire.learn(rec.value)  # a schema id not seen yet: ask the registry
-                    yield self._decode(rec.topic, rec.partition, rec.offset, rec.value)
-            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
-                return
+        async for rec in _records(self._consumer, self._wire, idle_timeout_s):
+            yield self._decode(rec.topic, rec.partition, rec.offset, rec.value)
 
     async def wait_for(self, event_ids: Iterable[str], timeout_s: float) -> dict[str, Result]:
         """Collect one result per event id, or raise TimeoutError naming the missing ones."""
@@ -148,16 +128,7 @@ class StatusReader:
         topic = self.settings.kafka_status_topic
         if not topic:
             raise ValueError("KAFKA_STATUS_TOPIC is empty: this deployment publishes no status events")
-        consumer = make_consumer(self.settings, group_id=None, isolation_level="read_committed")
-        await start_consumer(consumer)
-        partitions = [TopicPartition(topic, p) for p in sorted(await partitions_for(consumer, topic))]
-        consumer.assign(partitions)
-        if self.from_beginning:
-            await consumer.seek_to_beginning(*partitions)
-        else:  # fixed before anything is submitted, so no state is missed
-            for tp, end in (await consumer.end_offsets(partitions)).items():
-                consumer.seek(tp, end)
-        self._consumer = consumer
+        self._consumer = await _read_topics(self.settings, (topic,), self.from_beginning, "read_committed")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -166,16 +137,41 @@ class StatusReader:
 
     async def statuses(self, idle_timeout_s: float | None = None) -> AsyncIterator[StatusEvent]:
         assert self._consumer is not None
-        last = time.monotonic()
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for rec in records:
-                    last = time.monotonic()
-                    await self._wire.learn(rec.value)
-                    yield self._wire.status(rec.value)
-            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
-                return
+        async for rec in _records(self._consumer, self._wire, idle_timeout_s):
+            yield self._wire.status(rec.value)
+
+
+async def _read_topics(
+    settings: Settings, topics: Iterable[str], from_beginning: bool, isolation_level: str
+) -> AIOKafkaConsumer:
+    """A consumer without a group on every partition of ``topics``, at their start or their end now."""
+    consumer = make_consumer(settings, group_id=None, isolation_level=isolation_level)
+    await start_consumer(consumer)
+    partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(await partitions_for(consumer, topic))]
+    consumer.assign(partitions)
+    if from_beginning:
+        await consumer.seek_to_beginning(*partitions)
+    else:
+        # Fix the start position now, before anything is submitted, so no result or state is missed.
+        for tp, end in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(tp, end)
+    return consumer
+
+
+async def _records(
+    consumer: AIOKafkaConsumer, wire: Wire, idle_timeout_s: float | None
+) -> AsyncIterator[ConsumerRecord]:
+    """The records as they come, each value's schema known first; ends after ``idle_timeout_s`` without one."""
+    last = time.monotonic()
+    while True:
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
+            for rec in records:
+                last = time.monotonic()
+                await wire.learn(rec.value)  # a schema id not seen yet: ask the registry
+                yield rec
+        if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+            return
 
 
 def describe_status(event: StatusEvent) -> str:
